@@ -1,0 +1,14 @@
+DROP TABLE server_secrets;
+DROP TABLE audit_log;
+DROP TABLE reports;
+DROP TABLE refresh_tokens;
+DROP TABLE subscriptions;
+DROP TABLE devices;
+DROP TABLE fanout_jobs;
+DROP TABLE messages;
+DROP TABLE broadcast_groups;
+DROP TABLE city_admins;
+DROP TABLE memberships;
+DROP TABLE organizations;
+DROP TABLE users;
+DROP TABLE tenants;

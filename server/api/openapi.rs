@@ -1,0 +1,42 @@
+//! The OpenAPI document, generated from the handlers' annotations. Served
+//! as JSON only: UI bundles that load from a CDN would break the privacy rule.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, organizations, public, residents};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Herold API", description = "Local broadcast groups delivered by Web Push. Errors are JSON `{code, message}`."),
+    paths(
+        public::list_tenants, public::directory, public::group, public::group_messages, public::message, public::vapid_public_key,
+        residents::create_device, residents::update_push, residents::erase_device, residents::list_subscriptions,
+        residents::subscribe, residents::unsubscribe, residents::inbox,
+        organizations::register, organizations::login, organizations::refresh, organizations::logout,
+        organizations::accept_invite, organizations::me, organizations::create_organization,
+        organizations::my_organizations, organizations::organization, organizations::members,
+        organizations::add_member, organizations::change_member, organizations::remove_member,
+        organizations::organization_groups, organizations::create_group, organizations::update_group,
+        organizations::archive_group, organizations::post_message, organizations::message_stats,
+        admin::organizations, admin::decide,
+    ),
+    modifiers(&BearerSchemes),
+)]
+struct ApiDoc;
+
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut jwt = Http::new(HttpAuthScheme::Bearer);
+        jwt.bearer_format = Some("JWT".into());
+        components.add_security_scheme("jwt", SecurityScheme::Http(jwt));
+        components.add_security_scheme("device", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,187 @@
+//! The `herold` command line: serve (default), migrate, tenant and admin
+//! creation, VAPID key display. Errors print one line and exit non-zero.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use diesel::Connection;
+
+use crate::config::Config;
+use crate::state::{AppState, Clock};
+use crate::{accounts, auth, db, tenants, validate};
+
+#[derive(Parser, Debug)]
+#[command(name = "herold", version, about = "Local broadcast groups for towns, delivered by Web Push")]
+pub struct Cli {
+    /// Optional TOML file with the same keys as the environment variables
+    /// (without the HEROLD_ prefix, lower case). The environment wins.
+    #[arg(long, global = true, env = "HEROLD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage tenants (towns).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage city admins and operators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The installation's VAPID key pair.
+    Vapid {
+        #[command(subcommand)]
+        command: VapidCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Short name used in URLs: a–z, 0–9, '-'.
+        #[arg(long)]
+        slug: String,
+        /// Display name, e.g. "Hansestadt Wismar".
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a city admin of a tenant (or an operator with --platform).
+    /// The password is read from standard input when it is not a terminal,
+    /// else prompted for.
+    Create {
+        /// The tenant's slug (not with --platform).
+        #[arg(long, required_unless_present = "platform", conflicts_with = "platform")]
+        tenant: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// An operator who may act as city admin in every tenant.
+        #[arg(long)]
+        platform: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VapidCommand {
+    /// Print the VAPID public key (base64url).
+    Show,
+}
+
+fn open(cli: &Cli) -> anyhow::Result<AppState> {
+    let config = Config::load(cli.config.as_deref())?;
+    AppState::open(config, Clock::system()).map_err(|e| anyhow!(e))
+}
+
+fn read_password(email: &str) -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {email}: "))?;
+        let again = rpassword::prompt_password("Repeat the password: ")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut input = String::new();
+        std::io::stdin().read_to_string(&mut input).context("reading the password from standard input")?;
+        input.lines().next().unwrap_or_default().to_owned()
+    };
+    validate::password(&password).map_err(|e| anyhow!(e.to_string()))?;
+    Ok(password)
+}
+
+/// Runs a command other than `serve`.
+pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => Err(anyhow!("serve is run by main, not by cli::run")),
+        Command::Migrate => {
+            let config = Config::load(cli.config.as_deref())?;
+            let pool = db::pool(&config.backend, Some(1)).map_err(|e| anyhow!(e))?;
+            let mut conn = pool.get().context("connecting to the database")?;
+            let n = db::run_migrations(&mut conn).map_err(|e| anyhow!(e))?;
+            println!("{n} migration(s) applied");
+            Ok(())
+        }
+        Command::Tenant { command: TenantCommand::Create { slug, name } } => {
+            let state = open(cli)?;
+            let mut conn = state.pool.get()?;
+            let now = state.now_ms();
+            let tenant = tenants::create(&mut conn, slug, name, now).map_err(|e| anyhow!(e.to_string()))?;
+            println!("tenant '{}' created ({})", tenant.slug, tenant.name);
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { tenant, email, platform } } => {
+            let email = validate::email(email).map_err(|e| anyhow!(e.to_string()))?;
+            let state = open(cli)?;
+            let mut conn = state.pool.get()?;
+            let tenant = match tenant {
+                Some(slug) => {
+                    Some(tenants::by_slug(&mut conn, slug).map_err(|_| anyhow!("there is no tenant '{slug}'"))?)
+                }
+                None => None,
+            };
+            let existing = accounts::by_email(&mut conn, &email).map_err(|e| anyhow!(e.to_string()))?;
+            let hash = match &existing {
+                Some(user) if user.password_hash.is_some() => None,
+                _ => Some(auth::password::hash(&read_password(&email)?).map_err(|e| anyhow!(e))?),
+            };
+            let now = state.now_ms();
+            conn.transaction::<_, anyhow::Error, _>(|c| {
+                let user = match existing {
+                    Some(user) => {
+                        if let Some(hash) = &hash {
+                            accounts::set_password(c, &user.id, hash).map_err(|e| anyhow!(e.to_string()))?;
+                        }
+                        user
+                    }
+                    None => accounts::create_user(c, &email, hash.as_deref(), false, now)
+                        .map_err(|e| anyhow!(e.to_string()))?,
+                };
+                match &tenant {
+                    Some(t) => {
+                        accounts::grant_city_admin(c, &t.id, &user.id, now).map_err(|e| anyhow!(e.to_string()))?
+                    }
+                    None => accounts::grant_platform(c, &user.id).map_err(|e| anyhow!(e.to_string()))?,
+                }
+                crate::audit::record(
+                    c,
+                    crate::audit::Entry {
+                        tenant_id: tenant.as_ref().map(|t| t.id.as_str()),
+                        actor: "operator".into(),
+                        action: if *platform { "operator.create" } else { "city_admin.create" },
+                        target_type: "user",
+                        target_id: &user.id,
+                        reason: None,
+                    },
+                    now,
+                )
+                .map_err(|e| anyhow!(e.to_string()))
+            })?;
+            match tenant {
+                Some(t) => println!("{email} is city admin of '{}'", t.slug),
+                None => println!("{email} is an operator of every tenant"),
+            }
+            Ok(())
+        }
+        Command::Vapid { command: VapidCommand::Show } => {
+            let state = open(cli)?;
+            println!("{}", state.keys.vapid.public_key());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Configuration: defaults, then an optional TOML file, then the environment.
+//! The environment variable names are part of the contract (DESIGN.md).
+//! A bad value stops start-up with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::db::Backend;
+
+/// Raw settings as read; keys are the variable names without `HEROLD_`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct RawConfig {
+    database_url: Option<String>,
+    listen: String,
+    public_url: String,
+    data_dir: String,
+    vapid_subject: Option<String>,
+    push_allowed_origins: String,
+    push_ca_file: Option<String>,
+    log: String,
+    max_body_bytes: usize,
+    access_log: bool,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            database_url: None,
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            data_dir: "./data".into(),
+            vapid_subject: None,
+            push_allowed_origins: String::new(),
+            push_ca_file: None,
+            log: "info".into(),
+            max_body_bytes: 64 * 1024,
+            access_log: true,
+        }
+    }
+}
+
+/// The validated configuration handed to the rest of the program.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: Backend,
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub vapid_subject: String,
+    /// Extra push-service origins (`scheme://host[:port]`) besides the built-in ones.
+    pub push_allowed_origins: Vec<Url>,
+    pub push_ca_file: Option<PathBuf>,
+    pub log: String,
+    pub max_body_bytes: usize,
+    pub access_log: bool,
+}
+
+/// An error that names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub message: String,
+}
+
+fn bad(variable: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { variable: variable.to_owned(), message: message.into() }
+}
+
+impl Config {
+    /// Reads defaults → `file` (TOML, if given) → environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(bad("HEROLD_CONFIG", format!("{} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::raw().only(&["DATABASE_URL"])).merge(Env::prefixed("HEROLD_").ignore(&["CONFIG"]));
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            let key = e.path.first().cloned().unwrap_or_default();
+            let variable = if key == "database_url" {
+                "DATABASE_URL".to_owned()
+            } else {
+                format!("HEROLD_{}", key.to_uppercase())
+            };
+            bad(&variable, e.kind.to_string())
+        })?;
+        Self::validate(raw)
+    }
+
+    /// Builds a configuration from explicit values (tests, tools).
+    pub fn for_database(database_url: &str, data_dir: PathBuf) -> Result<Self, ConfigError> {
+        let raw = RawConfig {
+            database_url: Some(database_url.to_owned()),
+            data_dir: data_dir.to_string_lossy().into_owned(),
+            ..RawConfig::default()
+        };
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(&raw.data_dir);
+        let database_url =
+            raw.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("herold.db").display()));
+        let backend = Backend::from_url(&database_url).map_err(|m| bad("DATABASE_URL", m))?;
+        let listen: SocketAddr = raw
+            .listen
+            .parse()
+            .map_err(|_| bad("HEROLD_LISTEN", format!("'{}' is not an address like 127.0.0.1:8080", raw.listen)))?;
+        let public_url = Url::parse(&raw.public_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| bad("HEROLD_PUBLIC_URL", format!("'{}' is not an absolute http(s) URL", raw.public_url)))?;
+        let vapid_subject = match raw.vapid_subject {
+            Some(s) if s.starts_with("mailto:") || s.starts_with("https:") => s,
+            Some(s) => return Err(bad("HEROLD_VAPID_SUBJECT", format!("'{s}' must be a mailto: or https: contact"))),
+            None => default_vapid_subject(&public_url),
+        };
+        let mut push_allowed_origins = Vec::new();
+        for item in raw.push_allowed_origins.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let url = Url::parse(item)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    bad(
+                        "HEROLD_PUSH_ALLOWED_ORIGINS",
+                        format!("'{item}' is not an origin like https://push.example.org:8443"),
+                    )
+                })?;
+            push_allowed_origins.push(url);
+        }
+        let push_ca_file = raw.push_ca_file.filter(|s| !s.is_empty()).map(PathBuf::from);
+        if let Some(path) = &push_ca_file {
+            if !path.is_file() {
+                return Err(bad("HEROLD_PUSH_CA_FILE", format!("{} is not a readable file", path.display())));
+            }
+        }
+        if raw.max_body_bytes < 1024 {
+            return Err(bad("HEROLD_MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.log)
+            .map_err(|e| bad("HEROLD_LOG", format!("'{}': {e}", raw.log)))?;
+        Ok(Config {
+            backend,
+            listen,
+            public_url,
+            data_dir,
+            vapid_subject,
+            push_allowed_origins,
+            push_ca_file,
+            log: raw.log,
+            max_body_bytes: raw.max_body_bytes,
+            access_log: raw.access_log,
+        })
+    }
+}
+
+/// `mailto:` address at the public URL's host. Apple refuses `@localhost`
+/// subjects (WEBPUSH.md), so a local instance gets a `.invalid`-free
+/// placeholder an operator is told to replace.
+fn default_vapid_subject(public_url: &Url) -> String {
+    let host = public_url.host_str().unwrap_or("localhost");
+    if host == "localhost" || host.parse::<std::net::IpAddr>().is_ok() {
+        "mailto:admin@herold.example.org".to_owned()
+    } else {
+        format!("mailto:admin@{host}")
+    }
+}

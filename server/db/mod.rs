@@ -1,0 +1,127 @@
+//! The database: one connection type for both backends, the pool, the
+//! embedded migrations, and the few backend-specific statements.
+//!
+//! Everything outside this module talks to `DbConn` through diesel's common
+//! query builder. What the common subset cannot express (upserts, SQLite
+//! `PRAGMA`s, row locks) lives in [`dialect`] — nowhere else.
+
+pub mod dialect;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend. Built by [`Backend::connect`], never by
+/// `MultiConnection::establish`, which would guess the backend by trying each.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Postgres(String),
+    /// Path of the SQLite file.
+    Sqlite(String),
+}
+
+impl Backend {
+    /// Reads `postgres://…`/`postgresql://…` or `sqlite://path` (also
+    /// `sqlite:path` and a bare path ending in `.db`).
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(url.to_owned()));
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(format!("'{url}' is neither postgres://… nor sqlite://path"));
+        }
+        Ok(Backend::Sqlite(path.to_owned()))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
+    pub fn connect(&self) -> ConnectionResult<DbConn> {
+        match self {
+            Backend::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
+            Backend::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the one writer; busy_timeout makes
+                // a second writer wait instead of failing with SQLITE_BUSY;
+                // foreign keys are off by default in SQLite.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// r2d2 manager that connects to the backend chosen from the URL.
+pub struct Manager {
+    backend: Backend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        self.backend.connect().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Builds the pool. SQLite gets a small pool: it has one writer anyway.
+pub fn pool(backend: &Backend, max_size: Option<u32>) -> Result<Pool, String> {
+    if let Backend::Sqlite(path) = backend {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+    }
+    let size = max_size.unwrap_or(if backend.is_postgres() { 16 } else { 8 });
+    r2d2::Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(Manager { backend: backend.clone() })
+        .map_err(|e| format!("cannot connect to the database: {e}"))
+}
+
+/// Applies every pending migration of the connection's backend; returns how many ran.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
+    dialect::lock_for_migrations(conn).map_err(|e| format!("migration lock: {e}"))?;
+    let result = match conn {
+        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    let unlocked = dialect::unlock_after_migrations(conn);
+    let count = result.map_err(|e| format!("migration failed: {e}"))?;
+    unlocked.map_err(|e| format!("migration unlock: {e}"))?;
+    Ok(count)
+}

@@ -1,0 +1,205 @@
+//! The diesel table definitions, shared by both backends. Kept by hand in
+//! step with `migrations/{sqlite,postgres}`; the migration test checks that
+//! both schemas expose exactly these tables and columns.
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        password_hash -> Nullable<Text>,
+        invite_hash -> Nullable<Text>,
+        invite_expires_at -> Nullable<BigInt>,
+        is_platform_admin -> Bool,
+        failed_logins -> Integer,
+        locked_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        description -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    memberships (organization_id, user_id) {
+        organization_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    city_admins (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    broadcast_groups (id) {
+        id -> Text,
+        tenant_id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        description -> Text,
+        category -> Text,
+        verified -> Bool,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        tenant_id -> Text,
+        group_id -> Text,
+        title -> Text,
+        body -> Text,
+        url -> Nullable<Text>,
+        urgency -> Text,
+        ttl_seconds -> Integer,
+        publish_at -> BigInt,
+        hidden -> Bool,
+        hidden_reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> BigInt,
+        recipients -> BigInt,
+        delivered -> BigInt,
+        gone -> BigInt,
+        failed -> BigInt,
+    }
+}
+
+diesel::table! {
+    fanout_jobs (id) {
+        id -> Text,
+        message_id -> Text,
+        run_at -> BigInt,
+        state -> Text,
+        cursor -> Nullable<Text>,
+        leased_until -> Nullable<BigInt>,
+        attempts -> Integer,
+        created_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        token_hash -> Text,
+        endpoint -> Text,
+        p256dh -> Text,
+        auth -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    subscriptions (device_id, group_id) {
+        device_id -> Text,
+        group_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        family_id -> Text,
+        token_hash -> Text,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> Text,
+        tenant_id -> Text,
+        message_id -> Text,
+        device_id -> Nullable<Text>,
+        reason -> Text,
+        details -> Text,
+        status -> Text,
+        resolution -> Nullable<Text>,
+        created_at -> BigInt,
+        resolved_at -> Nullable<BigInt>,
+        resolved_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        actor -> Text,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        reason -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(organizations -> tenants (tenant_id));
+diesel::joinable!(memberships -> organizations (organization_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(city_admins -> tenants (tenant_id));
+diesel::joinable!(broadcast_groups -> organizations (organization_id));
+diesel::joinable!(broadcast_groups -> tenants (tenant_id));
+diesel::joinable!(messages -> broadcast_groups (group_id));
+diesel::joinable!(fanout_jobs -> messages (message_id));
+diesel::joinable!(subscriptions -> devices (device_id));
+diesel::joinable!(subscriptions -> broadcast_groups (group_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    organizations,
+    memberships,
+    city_admins,
+    broadcast_groups,
+    messages,
+    fanout_jobs,
+    devices,
+    subscriptions,
+    refresh_tokens,
+    reports,
+    audit_log,
+    server_secrets,
+);

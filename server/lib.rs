@@ -1,0 +1,25 @@
+//! Herold: self-hostable, multi-tenant broadcast groups for towns, delivered
+//! to residents by Web Push. See DESIGN.md for the shared picture.
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod devices;
+pub mod error;
+pub mod groups;
+pub mod messages;
+pub mod model;
+pub mod orgs;
+pub mod push;
+pub mod state;
+pub mod tenants;
+pub mod validate;
+
+pub use app::app;
+pub use config::Config;
+pub use state::{AppState, Clock};

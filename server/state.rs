@@ -1,0 +1,123 @@
+//! What every handler is handed: configuration, the pool, the installation's
+//! keys and the clock. Nothing global: a test can build two apps side by side.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use diesel::prelude::*;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::secrets;
+use crate::config::Config;
+use crate::db::schema::server_secrets;
+use crate::db::{self, DbConn, Pool};
+use crate::error::ApiResult;
+use crate::push::allowlist::PushAllowlist;
+use crate::push::vapid::VapidKeys;
+
+/// Wall-clock time in UTC milliseconds; tests may pin and move it.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    pub fn fixed(at_ms: i64) -> Self {
+        Clock(Some(Arc::new(AtomicI64::new(at_ms))))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match &self.0 {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Moves a fixed clock forward; a system clock ignores it.
+    pub fn advance_ms(&self, ms: i64) {
+        if let Some(t) = &self.0 {
+            t.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+}
+
+pub struct Keys {
+    pub jwt: JwtKeys,
+    pub vapid: VapidKeys,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub keys: Arc<Keys>,
+    pub clock: Clock,
+    pub allowlist: Arc<PushAllowlist>,
+}
+
+impl AppState {
+    /// Connects, migrates and loads (or creates) the installation's keys.
+    pub fn open(config: Config, clock: Clock) -> Result<Self, String> {
+        let pool = db::pool(&config.backend, None)?;
+        let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
+        db::run_migrations(&mut conn)?;
+        let keys = load_keys(&mut conn, clock.now_ms())?;
+        drop(conn);
+        let allowlist = PushAllowlist::new(&config.push_allowed_origins);
+        Ok(AppState { config: Arc::new(config), pool, keys: Arc::new(keys), clock, allowlist: Arc::new(allowlist) })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs blocking database work on the blocking pool, in one transaction.
+    pub async fn tx<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            let conn: &mut DbConn = &mut conn;
+            conn.transaction(work)
+        })
+        .await?
+    }
+}
+
+const VAPID_SECRET: &str = "vapid_private_key";
+const JWT_SECRET: &str = "jwt_hs256_key";
+
+/// Reads a named secret, creating it with `make` if absent. Several instances
+/// starting at once agree: the first insert wins and everyone reads it back.
+fn secret_or_create(conn: &mut DbConn, name: &str, now: i64, make: impl FnOnce() -> String) -> Result<String, String> {
+    let existing: Option<String> = server_secrets::table
+        .find(name)
+        .select(server_secrets::value)
+        .first(conn)
+        .optional()
+        .map_err(|e| format!("reading {name}: {e}"))?;
+    if let Some(value) = existing {
+        return Ok(value);
+    }
+    crate::db::dialect::insert_secret_if_absent(conn, name, &make(), now)
+        .map_err(|e| format!("storing {name}: {e}"))?;
+    server_secrets::table
+        .find(name)
+        .select(server_secrets::value)
+        .first(conn)
+        .map_err(|e| format!("reading {name}: {e}"))
+}
+
+pub fn load_keys(conn: &mut DbConn, now: i64) -> Result<Keys, String> {
+    let vapid = secret_or_create(conn, VAPID_SECRET, now, || VapidKeys::generate().to_stored())?;
+    let jwt = secret_or_create(conn, JWT_SECRET, now, || secrets::new_secret("jwt"))?;
+    Ok(Keys { jwt: JwtKeys::from_secret(jwt.as_bytes()), vapid: VapidKeys::from_stored(&vapid)? })
+}
