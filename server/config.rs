@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::db::Backend;
+use crate::delivery::DeliveryConfig;
 
 /// Raw settings as read; keys are the variable names without `HEROLD_`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +27,13 @@ struct RawConfig {
     log: String,
     max_body_bytes: usize,
     access_log: bool,
+    push_timeout_secs: u64,
+    push_concurrency: usize,
+    push_max_attempts: i32,
+    delivery_batch_size: i64,
+    delivery_lease_secs: i64,
+    delivery_workers: usize,
+    device_retention_days: i64,
 }
 
 impl Default for RawConfig {
@@ -41,6 +49,13 @@ impl Default for RawConfig {
             log: "info".into(),
             max_body_bytes: 64 * 1024,
             access_log: true,
+            push_timeout_secs: 10,
+            push_concurrency: 64,
+            push_max_attempts: 8,
+            delivery_batch_size: 500,
+            delivery_lease_secs: 60,
+            delivery_workers: 2,
+            device_retention_days: 60,
         }
     }
 }
@@ -59,6 +74,9 @@ pub struct Config {
     pub log: String,
     pub max_body_bytes: usize,
     pub access_log: bool,
+    pub delivery: DeliveryConfig,
+    /// Delivery workers per process (each walks one batch at a time).
+    pub delivery_workers: usize,
 }
 
 /// An error that names the setting at fault.
@@ -146,6 +164,30 @@ impl Config {
         if raw.max_body_bytes < 1024 {
             return Err(bad("HEROLD_MAX_BODY_BYTES", "must be at least 1024"));
         }
+        let positive = |variable: &str, value: i64, max: i64| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(bad(variable, format!("{value} is not between 1 and {max}")))
+            }
+        };
+        positive("HEROLD_PUSH_TIMEOUT_SECS", raw.push_timeout_secs as i64, 300)?;
+        positive("HEROLD_PUSH_CONCURRENCY", raw.push_concurrency as i64, 10_000)?;
+        positive("HEROLD_PUSH_MAX_ATTEMPTS", raw.push_max_attempts as i64, 100)?;
+        positive("HEROLD_DELIVERY_BATCH_SIZE", raw.delivery_batch_size, 100_000)?;
+        positive("HEROLD_DELIVERY_LEASE_SECS", raw.delivery_lease_secs, 86_400)?;
+        positive("HEROLD_DELIVERY_WORKERS", raw.delivery_workers as i64, 256)?;
+        positive("HEROLD_DEVICE_RETENTION_DAYS", raw.device_retention_days, 3650)?;
+        let delivery = DeliveryConfig {
+            batch_size: raw.delivery_batch_size,
+            per_origin_concurrency: raw.push_concurrency,
+            concurrency: (raw.push_concurrency * 4).max(64),
+            request_timeout: std::time::Duration::from_secs(raw.push_timeout_secs),
+            lease_ms: raw.delivery_lease_secs * 1000,
+            max_attempts: raw.push_max_attempts,
+            poll_interval: std::time::Duration::from_secs(1),
+            device_retention_ms: raw.device_retention_days * 24 * 3600 * 1000,
+        };
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|e| bad("HEROLD_LOG", format!("'{}': {e}", raw.log)))?;
         Ok(Config {
@@ -159,6 +201,8 @@ impl Config {
             log: raw.log,
             max_body_bytes: raw.max_body_bytes,
             access_log: raw.access_log,
+            delivery,
+            delivery_workers: raw.delivery_workers,
         })
     }
 }

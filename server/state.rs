@@ -58,6 +58,9 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub clock: Clock,
     pub allowlist: Arc<PushAllowlist>,
+    /// Wakes delivery workers when a message is posted.
+    pub wake: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

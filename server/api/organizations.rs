@@ -389,6 +389,7 @@ pub async fn post_message(
 ) -> ApiResult<HttpResponse> {
     let now = state.now_ms();
     let message = state.tx(move |c| messages::post(c, Poster::User(&user.id), &id, body.into_inner(), now)).await?;
+    state.wake.notify_one();
     Ok(HttpResponse::Created().json(message))
 }
 

@@ -9,7 +9,8 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/api/openapi.json", web::get().to(openapi));
+        .route("/api/openapi.json", web::get().to(openapi))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// The process is alive.
@@ -32,4 +33,21 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(super::openapi::document())
+}
+
+/// Prometheus text format: delivery outcomes by push-service origin,
+/// fan-out durations, queue depths. Aggregates only.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let now = state.now_ms();
+    let depth = web::block(move || {
+        pool.get().ok().and_then(|mut c| crate::delivery::store::queue_depth(&mut c, now).ok())
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or((-1, -1, -1));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(depth.0, depth.1, depth.2))
 }

@@ -73,3 +73,45 @@ pub fn insert_secret_if_absent(conn: &mut DbConn, name: &str, value: &str, now: 
     on_inner!(conn, |c| diesel::insert_into(server_secrets::table).values(row).on_conflict_do_nothing().execute(c))?;
     Ok(())
 }
+
+/// The oldest due fan-out job nobody holds. On PostgreSQL the row is locked
+/// with `FOR UPDATE SKIP LOCKED`, so instances racing for work pick
+/// different jobs instead of queueing behind one another; SQLite has one
+/// writer and needs no lock. The caller's conditional update is the claim.
+pub fn select_due_job(conn: &mut DbConn, now: i64) -> QueryResult<Option<(String, String, Option<String>)>> {
+    use super::schema::fanout_jobs as j;
+    macro_rules! due {
+        () => {
+            j::table
+                .filter(j::state.ne("done"))
+                .filter(j::run_at.le(now))
+                .filter(j::leased_until.is_null().or(j::leased_until.lt(now)))
+                .order((j::run_at.asc(), j::id.asc()))
+                .select((j::id, j::message_id, j::cursor))
+                .limit(1)
+        };
+    }
+    match conn {
+        DbConn::Pg(c) => due!().for_update().skip_locked().first(c).optional(),
+        DbConn::Sqlite(c) => due!().first(c).optional(),
+    }
+}
+
+/// Ids of up to `limit` due retries nobody holds (`SKIP LOCKED` as above).
+pub fn select_due_retries(conn: &mut DbConn, now: i64, limit: i64) -> QueryResult<Vec<String>> {
+    use super::schema::delivery_retries as r;
+    macro_rules! due {
+        () => {
+            r::table
+                .filter(r::next_at.le(now))
+                .filter(r::leased_until.is_null().or(r::leased_until.lt(now)))
+                .order((r::next_at.asc(), r::id.asc()))
+                .select(r::id)
+                .limit(limit)
+        };
+    }
+    match conn {
+        DbConn::Pg(c) => due!().for_update().skip_locked().load(c),
+        DbConn::Sqlite(c) => due!().load(c),
+    }
+}

@@ -89,6 +89,7 @@ diesel::table! {
         delivered -> BigInt,
         gone -> BigInt,
         failed -> BigInt,
+        last_failure -> Nullable<Text>,
     }
 }
 
@@ -168,6 +169,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    delivery_retries (id) {
+        id -> Text,
+        message_id -> Text,
+        device_id -> Text,
+        attempts -> Integer,
+        next_at -> BigInt,
+        leased_until -> Nullable<BigInt>,
+        last_error -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -186,6 +200,8 @@ diesel::joinable!(fanout_jobs -> messages (message_id));
 diesel::joinable!(subscriptions -> devices (device_id));
 diesel::joinable!(subscriptions -> broadcast_groups (group_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(delivery_retries -> messages (message_id));
+diesel::joinable!(delivery_retries -> devices (device_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -201,5 +217,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     reports,
     audit_log,
+    delivery_retries,
     server_secrets,
 );

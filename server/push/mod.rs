@@ -1,4 +1,8 @@
-//! Web Push: which endpoints are acceptable, and the installation's VAPID keys.
+//! Web Push: which endpoints are acceptable, the installation's VAPID keys,
+//! message encryption, the payload, and sending one request.
 
 pub mod allowlist;
+pub mod crypto;
+pub mod payload;
+pub mod sender;
 pub mod vapid;

@@ -1,0 +1,288 @@
+//! The delivery pipeline's database side: claiming fan-out jobs and due
+//! retries with a lease, reading a batch of targets, and recording a batch's
+//! outcomes in one transaction. Never called while a request is in flight:
+//! each function takes a connection, works, and gives it back.
+
+use diesel::prelude::*;
+
+use crate::auth::secrets::new_id;
+use crate::db::schema::{broadcast_groups, delivery_retries, devices, fanout_jobs, messages, subscriptions, tenants};
+use crate::db::{dialect, DbConn};
+
+/// A claimed fan-out job: the message and where the walk stands.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job_id: String,
+    pub message: MessageInfo,
+    /// Last device id delivered to (keyset cursor over the group's subscriptions).
+    pub cursor: Option<String>,
+}
+
+/// What a payload needs to know about a message.
+#[derive(Debug, Clone, Queryable)]
+pub struct MessageInfo {
+    pub id: String,
+    pub group_id: String,
+    pub title: String,
+    pub body: String,
+    pub url: Option<String>,
+    pub urgency: String,
+    pub ttl_seconds: i32,
+    pub publish_at: i64,
+    pub hidden: bool,
+    pub created_at: i64,
+    pub group_name: String,
+    pub verified: bool,
+    pub tenant: String,
+}
+
+/// One device to send to.
+#[derive(Debug, Clone, Queryable)]
+pub struct Target {
+    pub device_id: String,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+}
+
+macro_rules! message_info {
+    () => {
+        messages::table.inner_join(broadcast_groups::table.inner_join(tenants::table)).select((
+            messages::id,
+            messages::group_id,
+            messages::title,
+            messages::body,
+            messages::url,
+            messages::urgency,
+            messages::ttl_seconds,
+            messages::publish_at,
+            messages::hidden,
+            messages::created_at,
+            broadcast_groups::name,
+            broadcast_groups::verified,
+            tenants::slug,
+        ))
+    };
+}
+
+pub fn message_info(conn: &mut DbConn, message_id: &str) -> QueryResult<Option<MessageInfo>> {
+    message_info!().filter(messages::id.eq(message_id)).first(conn).optional()
+}
+
+/// Claims the oldest due job nobody holds, leasing it until `now + lease_ms`.
+/// On a fresh walk (no cursor) the message's recipient count is set.
+pub fn claim_job(conn: &mut DbConn, now: i64, lease_ms: i64) -> QueryResult<Option<ClaimedJob>> {
+    conn.transaction(|conn| {
+        let Some((job_id, message_id, cursor)) = dialect::select_due_job(conn, now)? else {
+            return Ok(None);
+        };
+        let claimed = diesel::update(
+            fanout_jobs::table
+                .find(&job_id)
+                .filter(fanout_jobs::leased_until.is_null().or(fanout_jobs::leased_until.lt(now))),
+        )
+        .set((
+            fanout_jobs::state.eq("running"),
+            fanout_jobs::leased_until.eq(now + lease_ms),
+            fanout_jobs::attempts.eq(fanout_jobs::attempts + 1),
+        ))
+        .execute(conn)?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let Some(message) = message_info(conn, &message_id)? else {
+            finish_job(conn, &job_id, now)?;
+            return Ok(None);
+        };
+        if cursor.is_none() {
+            let recipients: i64 = subscriptions::table
+                .filter(subscriptions::group_id.eq(&message.group_id))
+                .count()
+                .get_result(conn)?;
+            diesel::update(messages::table.find(&message.id)).set(messages::recipients.eq(recipients)).execute(conn)?;
+        }
+        Ok(Some(ClaimedJob { job_id, message, cursor }))
+    })
+}
+
+/// The next `limit` devices following the group after `cursor`.
+pub fn next_targets(conn: &mut DbConn, group_id: &str, cursor: Option<&str>, limit: i64) -> QueryResult<Vec<Target>> {
+    let mut query = subscriptions::table
+        .inner_join(devices::table)
+        .filter(subscriptions::group_id.eq(group_id))
+        .select((devices::id, devices::endpoint, devices::p256dh, devices::auth))
+        .order(subscriptions::device_id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(cursor) = cursor {
+        query = query.filter(subscriptions::device_id.gt(cursor.to_owned()));
+    }
+    query.load(conn)
+}
+
+pub fn finish_job(conn: &mut DbConn, job_id: &str, now: i64) -> QueryResult<()> {
+    diesel::update(fanout_jobs::table.find(job_id))
+        .set((fanout_jobs::state.eq("done"), fanout_jobs::leased_until.eq(None::<i64>), fanout_jobs::finished_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A due retry, leased to this worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedRetry {
+    pub retry_id: String,
+    pub attempts: i32,
+    pub message: MessageInfo,
+    pub target: Target,
+}
+
+/// Claims up to `limit` due retries, leasing them until `now + lease_ms`.
+pub fn claim_retries(conn: &mut DbConn, now: i64, lease_ms: i64, limit: i64) -> QueryResult<Vec<ClaimedRetry>> {
+    conn.transaction(|conn| {
+        let ids = dialect::select_due_retries(conn, now, limit)?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let n = diesel::update(
+                delivery_retries::table
+                    .find(&id)
+                    .filter(delivery_retries::leased_until.is_null().or(delivery_retries::leased_until.lt(now))),
+            )
+            .set(delivery_retries::leased_until.eq(now + lease_ms))
+            .execute(conn)?;
+            if n == 0 {
+                continue;
+            }
+            let (message_id, attempts, target): (String, i32, Target) = delivery_retries::table
+                .inner_join(devices::table)
+                .filter(delivery_retries::id.eq(&id))
+                .select((
+                    delivery_retries::message_id,
+                    delivery_retries::attempts,
+                    (devices::id, devices::endpoint, devices::p256dh, devices::auth),
+                ))
+                .first(conn)?;
+            match message_info(conn, &message_id)? {
+                Some(message) => claimed.push(ClaimedRetry { retry_id: id, attempts, message, target }),
+                None => {
+                    diesel::delete(delivery_retries::table.find(&id)).execute(conn)?;
+                }
+            }
+        }
+        Ok(claimed)
+    })
+}
+
+/// The effect of one batch, applied in one transaction.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    pub delivered: i64,
+    pub failed: i64,
+    pub last_failure: Option<String>,
+    /// Devices whose push service said they are gone.
+    pub gone_devices: Vec<String>,
+    /// (device, attempts so far, next attempt at, reason) for new retries of a walk.
+    pub new_retries: Vec<(String, i32, i64, String)>,
+    /// Retries that are finished (delivered, failed or gone): delete the rows.
+    pub finished_retries: Vec<String>,
+    /// Retries to try again: (retry id, attempts so far, next at, reason).
+    pub rescheduled: Vec<(String, i32, i64, String)>,
+}
+
+/// Records a batch's outcomes for `message_id`; advances the job's cursor
+/// (or finishes it) when `job` is given.
+pub fn record(
+    conn: &mut DbConn,
+    message_id: &str,
+    result: &BatchResult,
+    job: Option<(&str, Option<&str>, bool)>,
+    now: i64,
+    lease_ms: i64,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let gone = result.gone_devices.len() as i64;
+        if result.delivered + result.failed + gone > 0 {
+            diesel::update(messages::table.find(message_id))
+                .set((
+                    messages::delivered.eq(messages::delivered + result.delivered),
+                    messages::failed.eq(messages::failed + result.failed),
+                    messages::gone.eq(messages::gone + gone),
+                ))
+                .execute(conn)?;
+        }
+        if let Some(reason) = &result.last_failure {
+            diesel::update(messages::table.find(message_id)).set(messages::last_failure.eq(reason)).execute(conn)?;
+        }
+        if !result.gone_devices.is_empty() {
+            // Subscriptions and pending retries go with the device (cascade).
+            diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&result.gone_devices)))
+                .execute(conn)?;
+            diesel::delete(devices::table.filter(devices::id.eq_any(&result.gone_devices))).execute(conn)?;
+        }
+        for (device_id, attempts, next_at, reason) in &result.new_retries {
+            diesel::insert_into(delivery_retries::table)
+                .values((
+                    delivery_retries::id.eq(new_id()),
+                    delivery_retries::message_id.eq(message_id),
+                    delivery_retries::device_id.eq(device_id),
+                    delivery_retries::attempts.eq(attempts),
+                    delivery_retries::next_at.eq(next_at),
+                    delivery_retries::last_error.eq(reason),
+                    delivery_retries::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        if !result.finished_retries.is_empty() {
+            diesel::delete(delivery_retries::table.filter(delivery_retries::id.eq_any(&result.finished_retries)))
+                .execute(conn)?;
+        }
+        for (retry_id, attempts, next_at, reason) in &result.rescheduled {
+            diesel::update(delivery_retries::table.find(retry_id))
+                .set((
+                    delivery_retries::attempts.eq(attempts),
+                    delivery_retries::next_at.eq(next_at),
+                    delivery_retries::leased_until.eq(None::<i64>),
+                    delivery_retries::last_error.eq(reason),
+                ))
+                .execute(conn)?;
+        }
+        if let Some((job_id, cursor, done)) = job {
+            if done {
+                finish_job(conn, job_id, now)?;
+            } else {
+                diesel::update(fanout_jobs::table.find(job_id))
+                    .set((fanout_jobs::cursor.eq(cursor), fanout_jobs::leased_until.eq(now + lease_ms)))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Jobs due or running, and retries waiting: the queue depth for `/metrics`.
+pub fn queue_depth(conn: &mut DbConn, now: i64) -> QueryResult<(i64, i64, i64)> {
+    let due: i64 = fanout_jobs::table
+        .filter(fanout_jobs::state.ne("done"))
+        .filter(fanout_jobs::run_at.le(now))
+        .count()
+        .get_result(conn)?;
+    let scheduled: i64 = fanout_jobs::table
+        .filter(fanout_jobs::state.ne("done"))
+        .filter(fanout_jobs::run_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    let retries: i64 = delivery_retries::table.count().get_result(conn)?;
+    Ok((due, scheduled, retries))
+}
+
+/// Deletes devices not seen since `before` (iOS drops subscriptions silently).
+pub fn purge_stale_devices(conn: &mut DbConn, before: i64) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let stale: Vec<String> =
+            devices::table.filter(devices::last_seen_at.lt(before)).select(devices::id).limit(10_000).load(conn)?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&stale))).execute(conn)?;
+        diesel::delete(devices::table.filter(devices::id.eq_any(&stale))).execute(conn)
+    })
+}
