@@ -108,8 +108,9 @@ pub fn issue_tokens(
 
 /// Rotates a refresh token. Presenting a token that was already rotated
 /// means it leaked (or a client raced itself): the whole family is revoked.
-pub fn refresh(conn: &mut DbConn, keys: &Keys, token: &str, now: i64) -> ApiResult<TokenPair> {
-    let invalid = || ApiError::BadCredentials("refresh token invalid or expired; log in again".into());
+/// `Ok(None)` means "invalid or expired": not an `Err`, so that the family's
+/// revocation commits instead of rolling back with the transaction.
+pub fn refresh(conn: &mut DbConn, keys: &Keys, token: &str, now: i64) -> ApiResult<Option<TokenPair>> {
     let row: Option<(String, String, String, i64, Option<i64>)> = refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(hash_secret(token)))
         .select((
@@ -121,17 +122,17 @@ pub fn refresh(conn: &mut DbConn, keys: &Keys, token: &str, now: i64) -> ApiResu
         ))
         .first(conn)
         .optional()?;
-    let (id, user_id, family, expires_at, revoked_at) = row.ok_or_else(invalid)?;
+    let Some((id, user_id, family, expires_at, revoked_at)) = row else { return Ok(None) };
     if revoked_at.is_some() {
         revoke_family(conn, &family, now)?;
-        return Err(invalid());
+        return Ok(None);
     }
     if expires_at <= now {
-        return Err(invalid());
+        return Ok(None);
     }
     diesel::update(refresh_tokens::table.find(&id)).set(refresh_tokens::revoked_at.eq(now)).execute(conn)?;
     let user = by_id(conn, &user_id)?;
-    issue_tokens(conn, keys, &user, Some(family), now)
+    issue_tokens(conn, keys, &user, Some(family), now).map(Some)
 }
 
 fn revoke_family(conn: &mut DbConn, family: &str, now: i64) -> ApiResult<()> {

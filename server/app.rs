@@ -4,7 +4,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Compress, Condition, DefaultHeaders, ErrorHandlers, Logger};
+use actix_web::middleware::{from_fn, Compress, Condition, DefaultHeaders, ErrorHandlers, Logger};
 use actix_web::{web, App, Error};
 
 use crate::api::{self, errors};
@@ -40,6 +40,7 @@ pub fn app(
         .app_data(web::QueryConfig::default().error_handler(errors::query_error))
         .configure(api::routes)
         .default_service(web::to(errors::not_found))
+        .wrap(from_fn(errors::refuse_nul_in_path))
         .wrap(ErrorHandlers::new().default_handler(errors::jsonify))
         .wrap(
             DefaultHeaders::new()

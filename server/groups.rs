@@ -11,13 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, user_actor};
 use crate::auth::secrets::new_id;
 use crate::db::schema::{broadcast_groups, organizations, subscriptions, tenants};
-use crate::db::DbConn;
+use crate::db::{lower, DbConn};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{encode_cursor, ts, Category, GroupStatus, OrgStatus, Page, PageQuery, Role};
 use crate::orgs;
 use crate::validate;
-
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 pub const NAME_MAX: usize = 80;
 pub const DESCRIPTION_MAX: usize = 1000;
@@ -119,6 +117,16 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> ApiResult<Group> {
 
 /// A group residents may see and follow: active, of an approved organization.
 pub fn visible(conn: &mut DbConn, id: &str) -> ApiResult<Group> {
+    resident_facing(conn, id, &[GroupStatus::Active])
+}
+
+/// A group whose published messages residents may read: like `visible`, but
+/// an archived group's past messages stay readable (its followers keep them).
+pub fn readable(conn: &mut DbConn, id: &str) -> ApiResult<Group> {
+    resident_facing(conn, id, &[GroupStatus::Active, GroupStatus::Archived])
+}
+
+fn resident_facing(conn: &mut DbConn, id: &str, statuses: &[GroupStatus]) -> ApiResult<Group> {
     let (group, org_status): (Group, String) = broadcast_groups::table
         .inner_join(organizations::table)
         .filter(broadcast_groups::id.eq(id))
@@ -126,7 +134,7 @@ pub fn visible(conn: &mut DbConn, id: &str) -> ApiResult<Group> {
         .first(conn)
         .optional()?
         .ok_or(ApiError::NotFound("group"))?;
-    if group.status()? != GroupStatus::Active || org_status != OrgStatus::Approved.as_str() {
+    if !statuses.contains(&group.status()?) || org_status != OrgStatus::Approved.as_str() {
         return Err(ApiError::NotFound("group"));
     }
     Ok(group)

@@ -8,7 +8,18 @@ use herold::{AppState, Clock, Config};
 fn init_logging(filter: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).try_init();
+}
+
+/// One-shot commands log to stderr: their stdout is the answer (`vapid show`
+/// is piped into other tools) and must not carry log lines.
+fn init_command_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() {
@@ -16,7 +27,7 @@ fn main() {
     let result = match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => serve(&cli),
         command => {
-            init_logging("warn");
+            init_command_logging();
             herold::cli::run(&cli, command)
         }
     };

@@ -307,7 +307,7 @@ pub fn public(conn: &mut DbConn, id: &str, now: i64) -> ApiResult<MessageView> {
         .first(conn)
         .optional()?
         .ok_or(ApiError::NotFound("message"))?;
-    groups::visible(conn, &row.0.group_id).map_err(|_| ApiError::NotFound("message"))?;
+    groups::readable(conn, &row.0.group_id).map_err(|_| ApiError::NotFound("message"))?;
     view(row)
 }
 
@@ -334,7 +334,9 @@ pub fn inbox(conn: &mut DbConn, device_id: &str, page: &PageQuery, now: i64) -> 
         .filter(subscriptions::device_id.eq(device_id))
         .filter(messages::hidden.eq(false))
         .filter(messages::publish_at.le(now))
-        .filter(broadcast_groups::status.eq(GroupStatus::Active.as_str()))
+        // An archived group's messages stay readable by its followers; a
+        // suspended group's or organization's do not.
+        .filter(broadcast_groups::status.ne(GroupStatus::Suspended.as_str()))
         .filter(organizations::status.eq(OrgStatus::Approved.as_str()))
         .limit(limit + 1)
         .into_boxed();

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
-/// Declares a string-backed enum stored as text and sent as lowercase JSON.
+/// Declares a string-backed enum stored as text and sent as the same text in
+/// JSON (so `Urgency::VeryLow` is `"very-low"` everywhere, as in RFC 8030).
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -100,6 +100,9 @@ impl PageQuery {
         let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
         let text = String::from_utf8(raw).map_err(|_| bad())?;
         let (time, id) = text.split_once(':').ok_or_else(bad)?;
+        if id.chars().any(char::is_control) {
+            return Err(bad());
+        }
         Ok(Some((time.parse().map_err(|_| bad())?, id.to_owned())))
     }
 }

@@ -72,7 +72,15 @@ impl AppState {
         let keys = load_keys(&mut conn, clock.now_ms())?;
         drop(conn);
         let allowlist = PushAllowlist::new(&config.push_allowed_origins);
-        Ok(AppState { config: Arc::new(config), pool, keys: Arc::new(keys), clock, allowlist: Arc::new(allowlist) })
+        Ok(AppState {
+            config: Arc::new(config),
+            pool,
+            keys: Arc::new(keys),
+            clock,
+            allowlist: Arc::new(allowlist),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        })
     }
 
     pub fn now_ms(&self) -> i64 {

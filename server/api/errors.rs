@@ -36,8 +36,29 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
     ApiError::bad_request("bad_query", format!("query string: {err}")).into()
 }
 
-pub async fn not_found() -> HttpResponse {
+/// The app's default service: no route matched. When the path is one of
+/// the API's but the method is not, that is a 405, not a 404 (routes are
+/// registered per method, so actix itself cannot tell the two apart).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.resource_map().has_resource(req.path()) {
+        return HttpResponse::MethodNotAllowed().json(serde_json::json!({
+            "code": "method_not_allowed",
+            "message": format!("method {} not allowed on this resource", req.method()),
+        }));
+    }
     ApiError::NotFound("route").error_response()
+}
+
+/// Answers 404 to a path with a percent-encoded NUL: no id or slug has one,
+/// and PostgreSQL refuses it in text (a 500 if it got that far).
+pub async fn refuse_nul_in_path(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> actix_web::Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>> {
+    if req.path().contains("%00") {
+        return Ok(req.into_response(ApiError::NotFound("route").error_response()).map_into_right_body());
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
 }
 
 /// Rewrites an error response that is not JSON yet (actix's own 404, 405,

@@ -102,7 +102,12 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> 
     let Credentials { email, password: given } = body.into_inner();
     let email = email.trim().to_lowercase();
     let lookup = email.clone();
-    let user = state.tx(move |c| accounts::by_email(c, &lookup)).await?;
+    // No stored address has control characters (and PostgreSQL refuses NUL in text).
+    let user = if email.chars().any(char::is_control) {
+        None
+    } else {
+        state.tx(move |c| accounts::by_email(c, &lookup)).await?
+    };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     // Verify against a dummy hash for unknown accounts: same cost, no hint.
     let ok = web::block(move || {
@@ -128,7 +133,10 @@ pub struct RefreshBody {
 pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshBody>) -> ApiResult<HttpResponse> {
     let now = state.now_ms();
     let keys = state.keys.clone();
-    let tokens = state.tx(move |c| accounts::refresh(c, &keys, &body.refresh_token, now)).await?;
+    let tokens = state
+        .tx(move |c| accounts::refresh(c, &keys, &body.refresh_token, now))
+        .await?
+        .ok_or_else(|| ApiError::BadCredentials("refresh token invalid or expired; log in again".into()))?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 

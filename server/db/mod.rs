@@ -15,6 +15,13 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+diesel::define_sql_function! {
+    /// Unicode-aware `lower()`: PostgreSQL's own; on SQLite replaced per
+    /// connection by Rust's `to_lowercase` (see [`Backend::connect`]).
+    /// Only for NOT NULL text.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -62,12 +69,19 @@ impl Backend {
                 let mut conn = SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the one writer; busy_timeout makes
                 // a second writer wait instead of failing with SQLITE_BUSY;
-                // foreign keys are off by default in SQLite.
+                // foreign keys are off by default in SQLite. busy_timeout comes
+                // first: on a fresh file the pool opens several connections at
+                // once and switching to WAL takes an exclusive lock, so the
+                // others must wait for it, not fail with "database is locked".
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                // SQLite's own lower() folds ASCII only; the directory search
+                // must match "übungen" to "Übungen" as PostgreSQL does.
+                lower_utils::register_impl(&mut conn, |text: String| text.to_lowercase())
+                    .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConn::Sqlite(conn))
             }
         }

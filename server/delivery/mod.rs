@@ -366,11 +366,11 @@ impl Delivery {
     async fn finished(&self, message: &MessageInfo, now: i64) {
         let seconds = (now - message.publish_at.max(message.created_at)).max(0) as f64 / 1000.0;
         self.state.metrics.fanout_seconds.with_label_values(&["message"]).observe(seconds);
-        let id = message.id.clone();
+        let message_id = message.id.clone();
         let counts = Self::db(&self.state.pool, move |c| {
             use crate::db::schema::messages::dsl::*;
             use diesel::prelude::*;
-            messages.find(&id).select((recipients, delivered, gone, failed)).first::<(i64, i64, i64, i64)>(c)
+            messages.find(&message_id).select((recipients, delivered, gone, failed)).first::<(i64, i64, i64, i64)>(c)
         })
         .await;
         if let Ok((recipients, delivered, gone, failed)) = counts {

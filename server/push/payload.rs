@@ -59,23 +59,21 @@ pub fn build(n: &Notification<'_>) -> Vec<u8> {
     if full.len() <= MAX_BYTES {
         return full.into_bytes();
     }
-    let mut chars: Vec<char> = n.body.chars().collect();
-    let mut excess = full.len() - MAX_BYTES;
-    loop {
-        // Remove at least as many characters as bytes are over (a char is
-        // ≥ 1 byte, escaped more), then add the ellipsis and try again.
-        let keep = chars.len().saturating_sub(excess.max(1) + 1);
-        chars.truncate(keep);
-        while chars.last().is_some_and(|c| c.is_whitespace()) {
-            chars.pop();
+    // The JSON around an empty body, with the ellipsis: what the body may fill.
+    let budget = MAX_BYTES.saturating_sub(render(n, "…", true).len());
+    let mut used = 0;
+    let mut cut = String::new();
+    for c in n.body.chars() {
+        // A character's size inside a JSON string (quotes and controls are escaped).
+        let size = serde_json::to_string(&c).map(|s| s.len() - 2).unwrap_or(6);
+        if used + size > budget {
+            break;
         }
-        let cut: String = chars.iter().collect::<String>() + "…";
-        let rendered = render(n, &cut, true);
-        if rendered.len() <= MAX_BYTES || chars.is_empty() {
-            return rendered.into_bytes();
-        }
-        excess = rendered.len() - MAX_BYTES;
+        used += size;
+        cut.push(c);
     }
+    let cut = cut.trim_end().to_owned() + "…";
+    render(n, &cut, true).into_bytes()
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl TestDb {
                     if std::env::var("HEROLD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                         panic!("HEROLD_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set");
                     }
-                    eprintln!("SKIPPED on PostgreSQL: set TEST_DATABASE_URL=postgres://… to run this test there");
+                    announce_postgres_skipped();
                     return None;
                 };
                 let name =
@@ -70,6 +70,20 @@ impl TestDb {
     pub fn data_dir(&self) -> PathBuf {
         self._dir.path().to_path_buf()
     }
+}
+
+/// Says once per run, past libtest's output capture, that the PostgreSQL
+/// half did not run.
+fn announce_postgres_skipped() {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** PostgreSQL tests SKIPPED: set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+             to run every scenario on PostgreSQL too (CI does, and fails without it). ***\n"
+        );
+    });
 }
 
 /// Swaps the database name in a `postgres://…/name?…` URL.

@@ -4,4 +4,13 @@
 #[macro_use]
 mod harness;
 
+mod admin;
+mod authz;
+mod cli;
+mod errors;
+mod migrations;
+mod organizations;
+mod public;
+mod push_service;
+mod residents;
 mod smoke;
