@@ -48,8 +48,10 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
             .await?
             .map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(%listen, backend, vapid_public_key = state.keys.vapid.public_key(), "herold serving");
-        let engine = herold::delivery::Delivery::new(state.clone(), state.config.delivery.clone()).map_err(|e| anyhow::anyhow!(e))?;
-        let delivery = herold::delivery::DeliveryHandle::start(engine, state.config.delivery_workers).map_err(|e| anyhow::anyhow!(e))?;
+        let engine = herold::delivery::Delivery::new(state.clone(), state.config.delivery.clone())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let delivery = herold::delivery::DeliveryHandle::start(engine, state.config.delivery_workers)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let server = actix_web::HttpServer::new(move || herold::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(20)

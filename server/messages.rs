@@ -42,6 +42,7 @@ pub struct Message {
     pub delivered: i64,
     pub gone: i64,
     pub failed: i64,
+    pub last_failure: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -100,6 +101,8 @@ pub struct Stats {
     pub pending: i64,
     /// State of the fan-out: `scheduled`, `pending`, `running` or `done`.
     pub fanout: String,
+    /// Why the last failed delivery failed (e.g. `413` from a push service).
+    pub last_failure: Option<String>,
 }
 
 type Row = (Message, String, bool, String);
@@ -242,6 +245,7 @@ fn own_views(conn: &mut DbConn, rows: Vec<Row>, now: i64) -> ApiResult<Vec<OwnMe
                 failed: m.failed,
                 pending: (m.recipients - m.delivered - m.gone - m.failed).max(0),
                 fanout,
+                last_failure: m.last_failure.clone(),
             };
             let (hidden_reason, ttl, created_at) = (m.hidden_reason.clone(), m.ttl_seconds, ts(m.created_at));
             Ok(OwnMessageView { message: view(row)?, status, hidden_reason, ttl, created_at, stats })

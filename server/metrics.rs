@@ -25,7 +25,9 @@ impl Metrics {
             &["kind"],
         )
         .unwrap_or_else(|e| panic!("metric definition: {e}"));
-        for collector in [Box::new(deliveries.clone()) as Box<dyn prometheus::core::Collector>, Box::new(fanout_seconds.clone())] {
+        for collector in
+            [Box::new(deliveries.clone()) as Box<dyn prometheus::core::Collector>, Box::new(fanout_seconds.clone())]
+        {
             registry.register(collector).unwrap_or_else(|e| panic!("metric registration: {e}"));
         }
         Metrics { registry, deliveries, fanout_seconds }

@@ -40,13 +40,12 @@ pub async fn openapi() -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let now = state.now_ms();
-    let depth = web::block(move || {
-        pool.get().ok().and_then(|mut c| crate::delivery::store::queue_depth(&mut c, now).ok())
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or((-1, -1, -1));
+    let depth =
+        web::block(move || pool.get().ok().and_then(|mut c| crate::delivery::store::queue_depth(&mut c, now).ok()))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or((-1, -1, -1));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(depth.0, depth.1, depth.2))

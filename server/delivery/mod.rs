@@ -97,11 +97,17 @@ pub struct Delivery {
 impl Delivery {
     pub fn new(state: AppState, config: DeliveryConfig) -> Result<Arc<Self>, String> {
         let extra_ca_pem = match &state.config.push_ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| format!("HEROLD_PUSH_CA_FILE: {}: {e}", path.display()))?),
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| format!("HEROLD_PUSH_CA_FILE: {}: {e}", path.display()))?)
+            }
             None => None,
         };
-        let trusted_hosts =
-            state.config.push_allowed_origins.iter().filter_map(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned())).collect();
+        let trusted_hosts = state
+            .config
+            .push_allowed_origins
+            .iter()
+            .filter_map(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+            .collect();
         let client = PushClient::new(PushClientConfig {
             timeout: config.request_timeout,
             per_origin_concurrency: config.per_origin_concurrency,
@@ -177,9 +183,8 @@ impl Delivery {
             self.apply(&message, &target.device_id, 0, None, outcome, now, &mut result);
         }
         let (message_id, job_id) = (message.id.clone(), job.job_id.clone());
-        let lease = self.config.lease_ms;
         Self::db(&self.state.pool, move |c| {
-            store::record(c, &message_id, &result, Some((&job_id, new_cursor.as_deref(), done)), now, lease)
+            store::record(c, &message_id, &result, Some((&job_id, new_cursor.as_deref(), done)), now)
         })
         .await?;
         if done {
@@ -206,8 +211,7 @@ impl Delivery {
                 self.apply(&message, &target.device_id, *attempts, Some(retry_id), outcome, now, &mut result);
             }
             let message_id = message.id.clone();
-            let lease = self.config.lease_ms;
-            Self::db(&self.state.pool, move |c| store::record(c, &message_id, &result, None, now, lease)).await?;
+            Self::db(&self.state.pool, move |c| store::record(c, &message_id, &result, None, now)).await?;
         }
         Ok(())
     }
@@ -250,11 +254,11 @@ impl Delivery {
         let now = self.state.now_ms();
         if let Some(until) = self.paused.lock().unwrap_or_else(|e| e.into_inner()).get(&origin).copied() {
             if until > now {
-                let secs = ((until - now) / 1000).max(1) as u64;
-                return Outcome::Retry { reason: "origin throttled".into(), retry_after: Some(secs) };
+                return Outcome::Deferred { seconds: ((until - now) / 1000).max(1) as u64 };
             }
         }
-        let (Ok(p256dh), Ok(auth)) = (URL_SAFE_NO_PAD.decode(&target.p256dh), URL_SAFE_NO_PAD.decode(&target.auth)) else {
+        let (Ok(p256dh), Ok(auth)) = (URL_SAFE_NO_PAD.decode(&target.p256dh), URL_SAFE_NO_PAD.decode(&target.auth))
+        else {
             return Outcome::Rejected("stored keys are not base64url".into());
         };
         let navigate = format!("{}/m/{}", self.state.config.public_url.as_str().trim_end_matches('/'), message.id);
@@ -345,6 +349,20 @@ impl Delivery {
                 result.failed += 1;
                 result.last_failure = Some(reason);
                 finish(result);
+            }
+            Outcome::Deferred { seconds } => {
+                let next_at = now + seconds as i64 * 1000;
+                let reason = "push service asked to wait".to_owned();
+                if next_at >= message.publish_at + message.ttl_seconds as i64 * 1000 {
+                    result.failed += 1;
+                    result.last_failure = Some(format!("expired: {reason}"));
+                    finish(result);
+                    return;
+                }
+                match retry_id {
+                    Some(id) => result.rescheduled.push((id.clone(), attempts, next_at, reason)),
+                    None => result.new_retries.push((device_id.to_owned(), attempts, next_at, reason)),
+                }
             }
             Outcome::Retry { reason, retry_after } => {
                 let attempts = attempts + 1;

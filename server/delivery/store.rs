@@ -95,10 +95,8 @@ pub fn claim_job(conn: &mut DbConn, now: i64, lease_ms: i64) -> QueryResult<Opti
             return Ok(None);
         };
         if cursor.is_none() {
-            let recipients: i64 = subscriptions::table
-                .filter(subscriptions::group_id.eq(&message.group_id))
-                .count()
-                .get_result(conn)?;
+            let recipients: i64 =
+                subscriptions::table.filter(subscriptions::group_id.eq(&message.group_id)).count().get_result(conn)?;
             diesel::update(messages::table.find(&message.id)).set(messages::recipients.eq(recipients)).execute(conn)?;
         }
         Ok(Some(ClaimedJob { job_id, message, cursor }))
@@ -122,7 +120,11 @@ pub fn next_targets(conn: &mut DbConn, group_id: &str, cursor: Option<&str>, lim
 
 pub fn finish_job(conn: &mut DbConn, job_id: &str, now: i64) -> QueryResult<()> {
     diesel::update(fanout_jobs::table.find(job_id))
-        .set((fanout_jobs::state.eq("done"), fanout_jobs::leased_until.eq(None::<i64>), fanout_jobs::finished_at.eq(now)))
+        .set((
+            fanout_jobs::state.eq("done"),
+            fanout_jobs::leased_until.eq(None::<i64>),
+            fanout_jobs::finished_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -196,7 +198,6 @@ pub fn record(
     result: &BatchResult,
     job: Option<(&str, Option<&str>, bool)>,
     now: i64,
-    lease_ms: i64,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
         let gone = result.gone_devices.len() as i64;
@@ -249,8 +250,10 @@ pub fn record(
             if done {
                 finish_job(conn, job_id, now)?;
             } else {
+                // The lease is released with the cursor: the next batch may be
+                // claimed by any worker of any instance.
                 diesel::update(fanout_jobs::table.find(job_id))
-                    .set((fanout_jobs::cursor.eq(cursor), fanout_jobs::leased_until.eq(now + lease_ms)))
+                    .set((fanout_jobs::cursor.eq(cursor), fanout_jobs::leased_until.eq(None::<i64>)))
                     .execute(conn)?;
             }
         }

@@ -123,7 +123,8 @@ mod tests {
         let salt = b64("DGv6ra1nlYgDCS1FRnbzlw");
         let as_private = b64("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw");
         let slices: [&[u8]; 2] = [&salt, &as_private];
-        let rng = ring::test::rand::FixedSliceSequenceRandom { bytes: &slices, current: core::cell::UnsafeCell::new(0) };
+        let rng =
+            ring::test::rand::FixedSliceSequenceRandom { bytes: &slices, current: core::cell::UnsafeCell::new(0) };
         let ua = b64("BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4");
         let auth = b64("BTBZMqHH6r4Tts7J_aSIgg");
         let body = encrypt_with(&rng, &ua, &auth, b"When I grow up, I want to be a watermelon").unwrap();

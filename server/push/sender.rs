@@ -26,6 +26,8 @@ pub enum Outcome {
     AuthFailed(String),
     /// 429/406/5xx/timeout/connection error: try later (after `retry_after` s if given).
     Retry { reason: String, retry_after: Option<u64> },
+    /// Not sent: the origin asked us to wait (`Retry-After`); not an attempt.
+    Deferred { seconds: u64 },
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::Rejected(_) => "rejected",
             Outcome::AuthFailed(_) => "auth_failed",
             Outcome::Retry { .. } => "retry",
+            Outcome::Deferred { .. } => "deferred",
         }
     }
 }
@@ -88,7 +91,11 @@ impl PushClient {
             }
         }
         let http = builder.build().map_err(|e| format!("push HTTP client: {e}"))?;
-        Ok(PushClient { http, per_origin_concurrency: config.per_origin_concurrency.max(1), limits: Default::default() })
+        Ok(PushClient {
+            http,
+            per_origin_concurrency: config.per_origin_concurrency.max(1),
+            limits: Default::default(),
+        })
     }
 
     fn limit(&self, origin: &str) -> Arc<Semaphore> {
@@ -136,11 +143,8 @@ fn without_url(e: &reqwest::Error) -> String {
 
 async fn classify(response: reqwest::Response) -> Outcome {
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("Retry-After")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let retry_after =
+        response.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     let reason = |body: String| {
         let body: String = body.chars().take(200).collect();
         if body.trim().is_empty() {
@@ -200,10 +204,8 @@ impl Resolve for GuardedResolver {
         let host = name.as_str().to_owned();
         let trusted = self.trusted_hosts.contains(&host);
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| trusted || is_public(a.ip()))
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| trusted || is_public(a.ip())).collect();
             if addrs.is_empty() {
                 return Err(format!("{host} resolves to no public address").into());
             }
@@ -218,7 +220,19 @@ mod tests {
 
     #[test]
     fn public_addresses_only() {
-        for private in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
         for public in ["142.250.185.74", "2a00:1450:4001:82b::200a"] {

@@ -421,3 +421,105 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// An app wired to a strict test push service, with a delivery engine the
+/// test drives itself (`deliver()` works until nothing is due).
+pub struct Delivering {
+    pub app: TestApp,
+    pub push: crate::push_service::TestPushService,
+    pub engine: std::sync::Arc<herold::delivery::Delivery>,
+}
+
+impl Delivering {
+    /// `None` when the backend is not available. `batch_size` small makes
+    /// the keyset walk visible in tests.
+    pub async fn new(kind: Db, batch_size: i64) -> Option<Delivering> {
+        let db = TestDb::new(kind)?;
+        // First open creates the installation's VAPID key in the database …
+        let probe = Config::for_database(&db.url, db.data_dir()).expect("config");
+        let vapid = actix_web::web::block(move || AppState::open(probe, Clock::fixed(T0)))
+            .await
+            .expect("blocking")
+            .expect("app state")
+            .keys
+            .vapid
+            .public_key()
+            .to_owned();
+        // … which the push service needs; the app then allows its origin.
+        let push = crate::push_service::TestPushService::start(&vapid);
+        let mut config = Config::for_database(&db.url, db.data_dir()).expect("config");
+        config.push_allowed_origins = vec![url::Url::parse(push.origin()).expect("origin")];
+        config.vapid_subject = "mailto:rathaus@wismar.de".into();
+        let app = TestApp::with_config(db, config).await;
+        let clock = app.state.clock.clone();
+        push.set_clock(move || (clock.now_ms() / 1000) as u64);
+        let engine = herold::delivery::Delivery::new(
+            app.state.clone(),
+            herold::delivery::DeliveryConfig {
+                batch_size,
+                request_timeout: std::time::Duration::from_secs(5),
+                ..Default::default()
+            },
+        )
+        .expect("engine");
+        Some(Delivering { app, push, engine })
+    }
+
+    /// Runs the engine until no job or retry is due at the pinned time.
+    pub async fn deliver(&self) {
+        self.engine.run_until_idle().await.expect("delivery");
+    }
+
+    /// Registers `n` devices at the push service; returns (subscription, device).
+    pub async fn devices(&self, n: usize) -> Vec<(crate::push_service::Subscription, Device)> {
+        let mut out = Vec::with_capacity(n);
+        for sub in self.push.new_subscriptions(n) {
+            let body = self.app.post("/api/v1/devices", None, sub.to_json()).await.expect(201);
+            let token = body["device_token"].as_str().expect("device token").to_owned();
+            out.push((sub, Device { token }));
+        }
+        out
+    }
+
+    pub async fn follow(&self, device: &Device, group: &str) {
+        self.app
+            .put(&format!("/api/v1/devices/me/subscriptions/{group}"), Some(&device.token), Value::Null)
+            .await
+            .expect(200);
+    }
+
+    /// The message's delivery statistics, as its organization sees them.
+    pub async fn stats(&self, user: &User, message: &str) -> Value {
+        self.app.get(&format!("/api/v1/messages/{message}/stats"), Some(&user.access)).await.expect(200)["stats"]
+            .clone()
+    }
+}
+
+/// Runs one delivery scenario on both backends.
+#[macro_export]
+macro_rules! both_backends_delivering {
+    ($(#[$meta:meta])* async fn $name:ident($d:ident : Delivering, batch = $batch:expr) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::harness::*;
+
+            async fn scenario($d: Delivering) $body
+
+            #[actix_web::test]
+            async fn sqlite() {
+                let d = Delivering::new(Db::Sqlite, $batch).await.expect("sqlite is always available");
+                scenario(d).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                if let Some(d) = Delivering::new(Db::Postgres, $batch).await {
+                    scenario(d).await;
+                }
+            }
+        }
+    };
+}

@@ -7,6 +7,7 @@ mod harness;
 mod admin;
 mod authz;
 mod cli;
+mod delivery;
 mod errors;
 mod migrations;
 mod organizations;
