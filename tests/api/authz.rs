@@ -134,6 +134,7 @@ const ROWS: &[Row] = rows![
     // ---- system ----
     GET "/healthz",                                       NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
     GET "/readyz",                                        NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/metrics",                                       NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
     GET "/api/openapi.json",                              NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
     // ---- public: anyone, any town ----
     GET "/api/v1/tenants",                                NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
