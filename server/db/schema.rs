@@ -35,6 +35,7 @@ diesel::table! {
         status_reason -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        kind -> Text,
     }
 }
 
@@ -90,6 +91,7 @@ diesel::table! {
         gone -> BigInt,
         failed -> BigInt,
         last_failure -> Nullable<Text>,
+        kind -> Text,
     }
 }
 
@@ -104,6 +106,7 @@ diesel::table! {
         attempts -> Integer,
         created_at -> BigInt,
         finished_at -> Nullable<BigInt>,
+        scope -> Text,
     }
 }
 
@@ -182,6 +185,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        organization_id -> Text,
+        group_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -201,6 +218,9 @@ diesel::joinable!(subscriptions -> devices (device_id));
 diesel::joinable!(subscriptions -> broadcast_groups (group_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(delivery_retries -> messages (message_id));
+diesel::joinable!(api_tokens -> organizations (organization_id));
+diesel::joinable!(api_tokens -> broadcast_groups (group_id));
+diesel::joinable!(reports -> messages (message_id));
 diesel::joinable!(delivery_retries -> devices (device_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -218,5 +238,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     reports,
     audit_log,
     delivery_retries,
+    api_tokens,
     server_secrets,
 );
