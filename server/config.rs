@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::db::Backend;
 use crate::delivery::DeliveryConfig;
+use crate::limits::{Limit, LimitsConfig, Rate};
 
 /// Raw settings as read; keys are the variable names without `HEROLD_`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +35,14 @@ struct RawConfig {
     delivery_lease_secs: i64,
     delivery_workers: usize,
     device_retention_days: i64,
+    rate_limit_login: String,
+    rate_limit_register: String,
+    rate_limit_devices: String,
+    rate_limit_reports: String,
+    rate_limit_alerts: String,
+    trusted_proxies: String,
+    login_lockout_failures: u32,
+    login_lockout_minutes: i64,
 }
 
 impl Default for RawConfig {
@@ -56,6 +65,14 @@ impl Default for RawConfig {
             delivery_lease_secs: 60,
             delivery_workers: 2,
             device_retention_days: 60,
+            rate_limit_login: "10/minute".into(),
+            rate_limit_register: "5/hour".into(),
+            rate_limit_devices: "30/hour".into(),
+            rate_limit_reports: "20/hour".into(),
+            rate_limit_alerts: "10/hour".into(),
+            trusted_proxies: String::new(),
+            login_lockout_failures: 10,
+            login_lockout_minutes: 15,
         }
     }
 }
@@ -77,6 +94,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Delivery workers per process (each walks one batch at a time).
     pub delivery_workers: usize,
+    /// Rate limits per client address, trusted proxies, login lock-out.
+    pub limits: LimitsConfig,
 }
 
 /// An error that names the setting at fault.
@@ -114,17 +133,22 @@ impl Config {
         Self::validate(raw)
     }
 
-    /// Builds a configuration from explicit values (tests, tools).
+    /// Builds a configuration from explicit values (tests, tools). Rate
+    /// limits are off: tests and tools send many requests from one address
+    /// (or none); a test of the limits sets `limits.rates` itself.
     pub fn for_database(database_url: &str, data_dir: PathBuf) -> Result<Self, ConfigError> {
         let raw = RawConfig {
             database_url: Some(database_url.to_owned()),
             data_dir: data_dir.to_string_lossy().into_owned(),
             ..RawConfig::default()
         };
-        Self::validate(raw)
+        let mut config = Self::validate(raw)?;
+        config.limits = config.limits.without_rates();
+        Ok(config)
     }
 
     fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let limits = limits_config(&raw)?;
         let data_dir = PathBuf::from(&raw.data_dir);
         let database_url =
             raw.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("herold.db").display()));
@@ -203,8 +227,32 @@ impl Config {
             access_log: raw.access_log,
             delivery,
             delivery_workers: raw.delivery_workers,
+            limits,
         })
     }
+}
+
+fn limits_config(raw: &RawConfig) -> Result<LimitsConfig, ConfigError> {
+    let mut limits = LimitsConfig::default();
+    for (limit, text) in [
+        (Limit::Login, &raw.rate_limit_login),
+        (Limit::Register, &raw.rate_limit_register),
+        (Limit::Devices, &raw.rate_limit_devices),
+        (Limit::Reports, &raw.rate_limit_reports),
+        (Limit::Alerts, &raw.rate_limit_alerts),
+    ] {
+        limits.set_rate(limit, Rate::parse(&limit.variable(), text)?);
+    }
+    limits.trusted_proxies = LimitsConfig::parse_proxies(&raw.trusted_proxies)?;
+    if raw.login_lockout_failures > 1000 {
+        return Err(bad("HEROLD_LOGIN_LOCKOUT_FAILURES", "must be between 0 (off) and 1000"));
+    }
+    if !(1..=24 * 60).contains(&raw.login_lockout_minutes) {
+        return Err(bad("HEROLD_LOGIN_LOCKOUT_MINUTES", "must be between 1 and 1440"));
+    }
+    limits.lockout_failures = raw.login_lockout_failures;
+    limits.lockout_ms = raw.login_lockout_minutes * 60 * 1000;
+    Ok(limits)
 }
 
 /// `mailto:` address at the public URL's host. Apple refuses `@localhost`

@@ -24,12 +24,18 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// It existed and was removed on purpose (a message the town hid); `reason` says why.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String, reason: Option<String> },
     #[error("request body too large (limit {0} bytes)")]
     PayloadTooLarge(usize),
     #[error("unsupported media type: send application/json")]
     UnsupportedMediaType,
     #[error("too many requests, retry in {0} s")]
     TooManyRequests(u64),
+    /// Too many failed logins: the account is locked for this many seconds.
+    #[error("too many failed logins: this account is locked for {} more minute(s); try again later", .0.div_ceil(60))]
+    AccountLocked(u64),
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -42,6 +48,8 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl ApiError {
@@ -67,13 +75,15 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::Invalid { code, .. }
             | ApiError::Forbidden { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::Gone { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::BadCredentials(_) => "bad_credentials",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",
+            ApiError::AccountLocked(_) => "account_locked",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -89,9 +99,10 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::AccountLocked(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,7 +122,7 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            ApiError::TooManyRequests(secs) => {
+            ApiError::TooManyRequests(secs) | ApiError::AccountLocked(secs) => {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
             ApiError::Unauthenticated | ApiError::BadCredentials(_) => {
@@ -119,7 +130,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(ErrorBody { code: self.code(), message, field })
+        let reason = match self {
+            ApiError::Gone { reason, .. } => reason.as_deref(),
+            _ => None,
+        };
+        response.json(ErrorBody { code: self.code(), message, field, reason })
     }
 }
 

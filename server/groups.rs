@@ -62,7 +62,7 @@ pub struct GroupView {
 }
 
 /// A group joined with what its views need.
-type GroupRow = (Group, String, String, String);
+pub(crate) type GroupRow = (Group, String, String, String);
 
 /// Groups joined with their tenant's slug and organization's name and status.
 macro_rules! rows_query {
@@ -85,7 +85,7 @@ fn subscriber_counts(conn: &mut DbConn, ids: &[&str]) -> ApiResult<HashMap<Strin
     Ok(rows.into_iter().collect())
 }
 
-fn views(conn: &mut DbConn, rows: Vec<GroupRow>) -> ApiResult<Vec<GroupView>> {
+pub(crate) fn views(conn: &mut DbConn, rows: Vec<GroupRow>) -> ApiResult<Vec<GroupView>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.0.id.as_str()).collect();
     let counts = subscriber_counts(conn, &ids)?;
     rows.into_iter()
@@ -121,9 +121,10 @@ pub fn visible(conn: &mut DbConn, id: &str) -> ApiResult<Group> {
 }
 
 /// A group whose published messages residents may read: like `visible`, but
-/// an archived group's past messages stay readable (its followers keep them).
+/// an archived group's past messages stay readable (its followers keep them),
+/// and so do the town's alerts (its system channel).
 pub fn readable(conn: &mut DbConn, id: &str) -> ApiResult<Group> {
-    resident_facing(conn, id, &[GroupStatus::Active, GroupStatus::Archived])
+    resident_facing(conn, id, &[GroupStatus::Active, GroupStatus::Archived, GroupStatus::System])
 }
 
 fn resident_facing(conn: &mut DbConn, id: &str, statuses: &[GroupStatus]) -> ApiResult<Group> {
@@ -233,6 +234,18 @@ pub fn create(conn: &mut DbConn, actor: &str, org_id: &str, input: GroupInput<'_
             broadcast_groups::updated_at.eq(now),
         ))
         .execute(conn)?;
+    audit::record(
+        conn,
+        audit::Entry {
+            tenant_id: Some(&org.tenant_id),
+            actor: user_actor(actor),
+            action: "group.create",
+            target_type: "group",
+            target_id: &id,
+            reason: None,
+        },
+        now,
+    )?;
     member_view(conn, &id)
 }
 
@@ -253,7 +266,7 @@ fn require_manager(conn: &mut DbConn, actor: &str, group: &Group) -> ApiResult<b
 
 pub fn update(conn: &mut DbConn, actor: &str, id: &str, input: GroupInput<'_>, now: i64) -> ApiResult<GroupView> {
     let group = by_id(conn, id)?;
-    let as_admin = require_manager(conn, actor, &group)?;
+    require_manager(conn, actor, &group)?;
     if group.status()? == GroupStatus::Archived {
         return Err(ApiError::conflict("group_archived", "an archived group cannot be changed"));
     }
@@ -269,20 +282,19 @@ pub fn update(conn: &mut DbConn, actor: &str, id: &str, input: GroupInput<'_>, n
             broadcast_groups::updated_at.eq(now),
         ))
         .execute(conn)?;
-    if as_admin {
-        audit::record(
-            conn,
-            audit::Entry {
-                tenant_id: Some(&group.tenant_id),
-                actor: user_actor(actor),
-                action: "group.update",
-                target_type: "group",
-                target_id: id,
-                reason: None,
-            },
-            now,
-        )?;
-    }
+    // Recorded for owners and city admins alike: the town sees who renamed what.
+    audit::record(
+        conn,
+        audit::Entry {
+            tenant_id: Some(&group.tenant_id),
+            actor: user_actor(actor),
+            action: "group.update",
+            target_type: "group",
+            target_id: id,
+            reason: None,
+        },
+        now,
+    )?;
     member_view(conn, id)
 }
 

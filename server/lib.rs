@@ -2,6 +2,7 @@
 //! to residents by Web Push. See DESIGN.md for the shared picture.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -13,13 +14,17 @@ pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod groups;
+pub mod limits;
+pub mod lockout;
 pub mod messages;
 pub mod metrics;
 pub mod model;
+pub mod moderation;
 pub mod orgs;
 pub mod push;
 pub mod state;
 pub mod tenants;
+pub mod tokens;
 pub mod validate;
 
 pub use app::app;

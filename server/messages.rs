@@ -43,6 +43,7 @@ pub struct Message {
     pub gone: i64,
     pub failed: i64,
     pub last_failure: Option<String>,
+    pub kind: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -68,6 +69,8 @@ pub struct MessageView {
     pub url: Option<String>,
     pub urgency: Urgency,
     pub published_at: String,
+    /// `message` (a group's post) or `alert` (the town's alert).
+    pub kind: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -127,6 +130,7 @@ fn view((m, group_name, verified, slug): Row) -> ApiResult<MessageView> {
         body: m.body,
         url: m.url,
         published_at: ts(m.publish_at),
+        kind: m.kind,
     })
 }
 
@@ -165,7 +169,47 @@ pub fn post(
         GroupStatus::Active => {}
         GroupStatus::Archived => return Err(ApiError::conflict("group_archived", "the group is archived")),
         GroupStatus::Suspended => return Err(ApiError::forbidden("group_suspended", "the town suspended this group")),
+        GroupStatus::System => return Err(ApiError::NotFound("group")),
     }
+    let id = store(conn, &group, &created_by, input, Kind::Message, now)?;
+    own_view(conn, &id, now)
+}
+
+/// What a message is, and who receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A group's post, for the group's subscribers.
+    Message,
+    /// The town's alert, for every device following any group of the town.
+    Alert,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Alert => "alert",
+        }
+    }
+
+    fn scope(self) -> &'static str {
+        match self {
+            Kind::Message => "group",
+            Kind::Alert => "tenant",
+        }
+    }
+}
+
+/// Validates `input` and writes the message with its fan-out job (one
+/// transaction: the caller's). Authorization is the caller's business.
+pub fn store(
+    conn: &mut DbConn,
+    group: &groups::Group,
+    created_by: &str,
+    input: NewMessage,
+    kind: Kind,
+    now: i64,
+) -> ApiResult<String> {
     let title = validate::text("title", &input.title, 1, TITLE_MAX, false)?;
     let body = validate::text("body", &input.body, 1, BODY_MAX, true)?;
     let url = input.url.as_deref().filter(|u| !u.trim().is_empty()).map(|u| validate::link("url", u)).transpose()?;
@@ -197,8 +241,9 @@ pub fn post(
             messages::urgency.eq(urgency.as_str()),
             messages::ttl_seconds.eq(ttl),
             messages::publish_at.eq(publish_at),
-            messages::created_by.eq(&created_by),
+            messages::created_by.eq(created_by),
             messages::created_at.eq(now),
+            messages::kind.eq(kind.as_str()),
         ))
         .execute(conn)?;
     diesel::insert_into(fanout_jobs::table)
@@ -208,12 +253,13 @@ pub fn post(
             fanout_jobs::run_at.eq(publish_at),
             fanout_jobs::state.eq("pending"),
             fanout_jobs::created_at.eq(now),
+            fanout_jobs::scope.eq(kind.scope()),
         ))
         .execute(conn)?;
-    own_view(conn, &id, now)
+    Ok(id)
 }
 
-fn own_view(conn: &mut DbConn, id: &str, now: i64) -> ApiResult<OwnMessageView> {
+pub(crate) fn own_view(conn: &mut DbConn, id: &str, now: i64) -> ApiResult<OwnMessageView> {
     let row: Row = rows_query!().filter(messages::id.eq(id)).first(conn)?;
     let mut list = own_views(conn, vec![row], now)?;
     list.pop().ok_or(ApiError::NotFound("message"))
@@ -302,15 +348,19 @@ pub fn is_member_of_group(conn: &mut DbConn, actor: &str, group_id: &str) -> Api
     Ok(orgs::role_of(conn, actor, &group.organization_id)?.is_some())
 }
 
-/// One published message, as residents see it.
+/// One published message, as residents see it. A message the town hid is
+/// `410 message_removed` with the reason: a device that got it as a
+/// notification shows it as removed.
 pub fn public(conn: &mut DbConn, id: &str, now: i64) -> ApiResult<MessageView> {
     let row: Row = rows_query!()
         .filter(messages::id.eq(id))
-        .filter(messages::hidden.eq(false))
         .filter(messages::publish_at.le(now))
         .first(conn)
         .optional()?
         .ok_or(ApiError::NotFound("message"))?;
+    if row.0.hidden {
+        return Err(crate::moderation::removed(row.0.hidden_reason));
+    }
     groups::readable(conn, &row.0.group_id).map_err(|_| ApiError::NotFound("message"))?;
     view(row)
 }
@@ -332,10 +382,22 @@ pub fn stats(conn: &mut DbConn, actor: &str, id: &str, now: i64) -> ApiResult<Ow
 /// The device's inbox: messages of every group it follows, newest first.
 pub fn inbox(conn: &mut DbConn, device_id: &str, page: &PageQuery, now: i64) -> ApiResult<Page<MessageView>> {
     let limit = page.limit()?;
-    let q = rows_query!()
-        .inner_join(subscriptions::table.on(subscriptions::group_id.eq(messages::group_id)))
-        .inner_join(organizations::table.on(organizations::id.eq(broadcast_groups::organization_id)))
+    // What the device follows, and so which towns' alerts reach it.
+    let followed: Vec<(String, String)> = subscriptions::table
+        .inner_join(broadcast_groups::table)
         .filter(subscriptions::device_id.eq(device_id))
+        .select((subscriptions::group_id, broadcast_groups::tenant_id))
+        .load(conn)?;
+    let (group_ids, mut tenant_ids): (Vec<String>, Vec<String>) = followed.into_iter().unzip();
+    tenant_ids.sort();
+    tenant_ids.dedup();
+    let q = rows_query!()
+        .inner_join(organizations::table.on(organizations::id.eq(broadcast_groups::organization_id)))
+        .filter(
+            messages::group_id
+                .eq_any(group_ids)
+                .or(messages::kind.eq(Kind::Alert.as_str()).and(messages::tenant_id.eq_any(tenant_ids))),
+        )
         .filter(messages::hidden.eq(false))
         .filter(messages::publish_at.le(now))
         // An archived group's messages stay readable by its followers; a

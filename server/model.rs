@@ -49,7 +49,8 @@ text_enum!(
     Role { Owner = "owner", Editor = "editor" }
 );
 text_enum!(
-    GroupStatus { Active = "active", Archived = "archived", Suspended = "suspended" }
+    /// `system`: the town's own alert channel, never listed or followed.
+    GroupStatus { Active = "active", Archived = "archived", Suspended = "suspended", System = "system" }
 );
 text_enum!(
     Category {
@@ -65,6 +66,17 @@ text_enum!(
 text_enum!(
     /// RFC 8030 §5.3 urgency; `high` is for alerts.
     Urgency { VeryLow = "very-low", Low = "low", Normal = "normal", High = "high" }
+);
+text_enum!(
+    /// Why a resident flags a message.
+    ReportReason { Spam = "spam", Offensive = "offensive", FalseInformation = "false_information", Other = "other" }
+);
+text_enum!(
+    ReportStatus { Open = "open", Resolved = "resolved" }
+);
+text_enum!(
+    /// How the town resolved a message's reports.
+    Resolution { HideMessage = "hide_message", Dismiss = "dismiss", SuspendGroup = "suspend_group" }
 );
 
 /// A page of a list: `{"items": [...], "next": cursor-or-null}`.

@@ -11,8 +11,12 @@ use crate::auth::secrets::new_id;
 use crate::db::schema::{city_admins, memberships, organizations, tenants, users};
 use crate::db::{dialect, DbConn};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{page_of, ts, OrgStatus, Page, PageQuery, Role};
+use crate::model::{page_of, ts, Category, OrgStatus, Page, PageQuery, Role};
 use crate::validate;
+
+/// `organizations.kind` of a town's own alert channel (see `alerts`): never
+/// listed, never found by id, no members.
+pub const SYSTEM_KIND: &str = "system";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = organizations)]
@@ -24,6 +28,7 @@ pub struct Org {
     pub status: String,
     pub status_reason: Option<String>,
     pub created_at: i64,
+    pub kind: String,
 }
 
 impl Org {
@@ -38,6 +43,8 @@ pub struct OrgView {
     pub tenant: String,
     pub name: String,
     pub description: String,
+    /// What the organization declared itself to be (same words as group categories).
+    pub kind: Category,
     pub status: OrgStatus,
     pub status_reason: Option<String>,
     pub created_at: String,
@@ -56,6 +63,8 @@ fn view(org: Org, tenant_slug: String, role: Option<Role>) -> ApiResult<OrgView>
         tenant: tenant_slug,
         name: org.name,
         description: org.description,
+        // Only the town's system organization (never shown) has another kind.
+        kind: Category::parse(&org.kind).unwrap_or(Category::Other),
         status_reason: org.status_reason,
         created_at: ts(org.created_at),
         role,
@@ -71,6 +80,24 @@ pub struct NewOrg<'a> {
 
 /// Creates an organization in status `pending` with `owner` as its owner.
 pub fn create(conn: &mut DbConn, owner: &User, new: NewOrg<'_>, now: i64) -> ApiResult<OrgView> {
+    create_with_kind(conn, owner, new, None, now)
+}
+
+/// Like `create`, with the declared kind (administration, church, club,
+/// business, school, culture or other; default other).
+pub fn create_with_kind(
+    conn: &mut DbConn,
+    owner: &User,
+    new: NewOrg<'_>,
+    kind: Option<&str>,
+    now: i64,
+) -> ApiResult<OrgView> {
+    let kind = match kind.map(str::trim).filter(|k| !k.is_empty()) {
+        None => Category::Other,
+        Some(k) => Category::parse(k).ok_or_else(|| {
+            ApiError::invalid("organization.kind", format!("organization.kind must be one of {}", Category::names()))
+        })?,
+    };
     let name = validate::text("organization.name", new.name, 2, 120, false)?;
     let description = validate::optional_text("organization.description", new.description, 1000, true)?;
     let tenant = crate::tenants::by_slug(conn, new.tenant_slug)
@@ -83,6 +110,7 @@ pub fn create(conn: &mut DbConn, owner: &User, new: NewOrg<'_>, now: i64) -> Api
             organizations::name.eq(&name),
             organizations::description.eq(&description),
             organizations::status.eq(OrgStatus::Pending.as_str()),
+            organizations::kind.eq(kind.as_str()),
             organizations::created_at.eq(now),
             organizations::updated_at.eq(now),
         ))
@@ -95,6 +123,7 @@ pub fn create(conn: &mut DbConn, owner: &User, new: NewOrg<'_>, now: i64) -> Api
 pub fn by_id(conn: &mut DbConn, id: &str) -> ApiResult<Org> {
     organizations::table
         .find(id)
+        .filter(organizations::kind.ne(SYSTEM_KIND))
         .select(Org::as_select())
         .first(conn)
         .optional()?
@@ -338,6 +367,7 @@ pub fn list_for_admin(
     let limit = page.limit()?;
     let mut query = organizations::table
         .filter(organizations::tenant_id.eq(&tenant.id))
+        .filter(organizations::kind.ne(SYSTEM_KIND))
         .select(Org::as_select())
         .order((organizations::created_at.asc(), organizations::id.asc()))
         .limit(limit + 1)

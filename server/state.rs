@@ -61,6 +61,8 @@ pub struct AppState {
     /// Wakes delivery workers when a message is posted.
     pub wake: Arc<tokio::sync::Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Per-address request rates, in memory only.
+    pub limits: Arc<crate::limits::RateLimits>,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
         let keys = load_keys(&mut conn, clock.now_ms())?;
         drop(conn);
         let allowlist = PushAllowlist::new(&config.push_allowed_origins);
+        let limits = crate::limits::RateLimits::new(&config.limits, clock.clone());
         Ok(AppState {
             config: Arc::new(config),
             pool,
@@ -80,6 +83,7 @@ impl AppState {
             allowlist: Arc::new(allowlist),
             wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            limits: Arc::new(limits),
         })
     }
 
@@ -87,7 +91,8 @@ impl AppState {
         self.clock.now_ms()
     }
 
-    /// Runs blocking database work on the blocking pool, in one transaction.
+    /// Runs blocking database work on the blocking pool, in one transaction
+    /// (on SQLite one that takes the write lock up front: `dialect::write_transaction`).
     pub async fn tx<T, F>(&self, work: F) -> ApiResult<T>
     where
         F: FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
@@ -97,7 +102,7 @@ impl AppState {
         actix_web::web::block(move || {
             let mut conn = pool.get()?;
             let conn: &mut DbConn = &mut conn;
-            conn.transaction(work)
+            db::dialect::write_transaction(conn, work)
         })
         .await?
     }

@@ -3,15 +3,22 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+use crate::alerts::{self, NewAlert};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{OrgStatus, Page};
+use crate::messages::OwnMessageView;
+use crate::model::{OrgStatus, Page, PageQuery};
 use crate::orgs::{self, Decision, OrgView};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/tenants/{slug}/organizations", web::get().to(organizations))
-        .route("/admin/organizations/{id}/{decision}", web::post().to(decide));
+        .route("/admin/organizations/{id}/{decision}", web::post().to(decide))
+        .service(
+            web::resource("/admin/tenants/{slug}/alerts")
+                .route(web::post().to(send_alert))
+                .route(web::get().to(list_alerts)),
+        );
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -77,4 +84,37 @@ pub async fn decide(
     let now = state.now_ms();
     let org = state.tx(move |c| orgs::decide(c, &user.id, &id, decision, reason.as_deref(), now)).await?;
     Ok(HttpResponse::Ok().json(org))
+}
+
+/// Sends a town-wide alert (urgency high) to every device following any of
+/// the town's groups, each device once.
+#[utoipa::path(post, path = "/api/v1/admin/tenants/{slug}/alerts", tag = "admin",
+    params(("slug" = String, Path)), request_body = NewAlert, security(("jwt" = [])),
+    responses((status = 201, body = OwnMessageView), (status = 401), (status = 403), (status = 404), (status = 422), (status = 429)))]
+pub async fn send_alert(
+    _limit: crate::limits::Limited<crate::limits::Alerts>,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    slug: web::Path<String>,
+    body: web::Json<NewAlert>,
+) -> ApiResult<HttpResponse> {
+    let now = state.now_ms();
+    let alert = state.tx(move |c| alerts::send(c, &user.id, &slug, body.into_inner(), now)).await?;
+    state.wake.notify_one();
+    Ok(HttpResponse::Created().json(alert))
+}
+
+/// The town's alerts, newest first, with delivery statistics.
+#[utoipa::path(get, path = "/api/v1/admin/tenants/{slug}/alerts", tag = "admin",
+    params(("slug" = String, Path), PageQuery), security(("jwt" = [])),
+    responses((status = 200, body = Page<OwnMessageView>), (status = 401), (status = 403), (status = 404)))]
+pub async fn list_alerts(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    slug: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let now = state.now_ms();
+    let list = state.tx(move |c| alerts::list(c, &user.id, &slug, &page, now)).await?;
+    Ok(HttpResponse::Ok().json(list))
 }

@@ -4,11 +4,13 @@
 
 pub mod admin;
 pub mod errors;
+pub mod moderation;
 pub mod openapi;
 pub mod organizations;
 pub mod public;
 pub mod residents;
 pub mod system;
+pub mod tokens;
 
 use actix_web::web;
 use serde::de::DeserializeOwned;
@@ -22,7 +24,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(public::routes)
             .configure(residents::routes)
             .configure(organizations::routes)
-            .configure(admin::routes),
+            .configure(tokens::routes)
+            .configure(admin::routes)
+            .configure(moderation::routes),
     )
     .configure(system::routes);
 }

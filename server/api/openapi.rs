@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, organizations, public, residents};
+use super::{admin, moderation, organizations, public, residents, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,10 @@ use super::{admin, organizations, public, residents};
         organizations::add_member, organizations::change_member, organizations::remove_member,
         organizations::organization_groups, organizations::create_group, organizations::update_group,
         organizations::archive_group, organizations::post_message, organizations::message_stats,
-        admin::organizations, admin::decide,
+        tokens::create_token, tokens::list_tokens, tokens::revoke_token,
+        admin::organizations, admin::decide, admin::send_alert, admin::list_alerts,
+        moderation::report, moderation::town_groups, moderation::group_action, moderation::message_action,
+        moderation::reports, moderation::resolve, moderation::town_audit, moderation::all_audit,
     ),
     modifiers(&BearerSchemes),
 )]
@@ -34,6 +37,8 @@ impl Modify for BearerSchemes {
         jwt.bearer_format = Some("JWT".into());
         components.add_security_scheme("jwt", SecurityScheme::Http(jwt));
         components.add_security_scheme("device", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        // An organization's API token (`hapi_…`): posts to its one group.
+        components.add_security_scheme("api_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 

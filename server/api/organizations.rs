@@ -5,10 +5,12 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, TokenPair};
-use crate::auth::{password, CurrentUser};
+use crate::auth::{password, CurrentPoster, CurrentUser};
 use crate::error::{ApiError, ApiResult};
 use crate::groups::{self, GroupInput, GroupView};
-use crate::messages::{self, NewMessage, OwnMessageView, Poster};
+use crate::limits::{Limited, Login, Register};
+use crate::lockout;
+use crate::messages::{self, NewMessage, OwnMessageView};
 use crate::model::{Page, Role};
 use crate::orgs::{self, AddedMember, MemberView, NewOrg, OrgView};
 use crate::state::AppState;
@@ -49,6 +51,8 @@ pub struct OrgInput {
     /// The town's slug.
     pub tenant: String,
     pub description: Option<String>,
+    /// administration, church, club, business, school, culture or other (default).
+    pub kind: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -69,8 +73,13 @@ pub struct Registered {
 
 /// Registers a person and a new organization (pending the town's approval).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts", request_body = Registration,
-    responses((status = 201, body = Registered), (status = 409, description = "e-mail taken"), (status = 422)))]
-pub async fn register(state: web::Data<AppState>, body: web::Json<Registration>) -> ApiResult<HttpResponse> {
+    responses((status = 201, body = Registered), (status = 409, description = "e-mail taken"), (status = 422),
+              (status = 429, description = "rate limited (per client address)")))]
+pub async fn register(
+    _limit: Limited<Register>,
+    state: web::Data<AppState>,
+    body: web::Json<Registration>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let email = validate::email(&body.email)?;
     let hash = hash_password(body.password).await?;
@@ -81,7 +90,7 @@ pub async fn register(state: web::Data<AppState>, body: web::Json<Registration>)
             let user = accounts::create_user(c, &email, Some(&hash), false, now)?;
             let org = body.organization;
             let new = NewOrg { name: &org.name, description: org.description.as_deref(), tenant_slug: &org.tenant };
-            let organization = orgs::create(c, &user, new, now)?;
+            let organization = orgs::create_with_kind(c, &user, new, org.kind.as_deref(), now)?;
             let tokens = accounts::issue_tokens(c, &keys, &user, None, now)?;
             Ok(Registered { tokens, organization })
         })
@@ -95,18 +104,34 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Logs in: a 15-minute access token and a rotating refresh token.
+/// Logs in: a 15-minute access token and a rotating refresh token. Repeated
+/// wrong passwords lock the account for a while (`account_locked`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = Credentials,
-    responses((status = 200, body = TokenPair), (status = 401)))]
-pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> ApiResult<HttpResponse> {
+    responses((status = 200, body = TokenPair), (status = 401),
+              (status = 429, description = "rate limited (per client address), or the account is locked")))]
+pub async fn login(
+    _limit: Limited<Login>,
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> ApiResult<HttpResponse> {
     let Credentials { email, password: given } = body.into_inner();
     let email = email.trim().to_lowercase();
     let lookup = email.clone();
+    let now = state.now_ms();
     // No stored address has control characters (and PostgreSQL refuses NUL in text).
     let user = if email.chars().any(char::is_control) {
         None
     } else {
-        state.tx(move |c| accounts::by_email(c, &lookup)).await?
+        state
+            .tx(move |c| {
+                let user = accounts::by_email(c, &lookup)?;
+                if let Some(user) = &user {
+                    // A locked account is refused before the (slow) password check.
+                    lockout::require_unlocked(c, &user.id, now)?;
+                }
+                Ok(user)
+            })
+            .await?
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     // Verify against a dummy hash for unknown accounts: same cost, no hint.
@@ -115,10 +140,21 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<Credentials>) -> 
         password::verify(&given, hash) && stored.is_some()
     })
     .await?;
-    let user = user.filter(|_| ok).ok_or_else(|| ApiError::BadCredentials("e-mail or password is wrong".into()))?;
-    let now = state.now_ms();
+    let wrong = || ApiError::BadCredentials("e-mail or password is wrong".into());
+    let Some(user) = user else { return Err(wrong()) };
+    if !ok {
+        let (id, policy) = (user.id, state.config.limits.clone());
+        // Counted in a transaction of its own that commits: the answer is an error.
+        let locked = state.tx(move |c| lockout::record_failure(c, &id, &policy, now)).await?;
+        return Err(locked.map(ApiError::AccountLocked).unwrap_or_else(wrong));
+    }
     let keys = state.keys.clone();
-    let tokens = state.tx(move |c| accounts::issue_tokens(c, &keys, &user, None, now)).await?;
+    let tokens = state
+        .tx(move |c| {
+            lockout::record_success(c, &user.id, now)?;
+            accounts::issue_tokens(c, &keys, &user, None, now)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -215,7 +251,7 @@ pub async fn create_organization(
         .tx(move |c| {
             let u = accounts::by_id(c, &user.id)?;
             let new = NewOrg { name: &body.name, description: body.description.as_deref(), tenant_slug: &body.tenant };
-            orgs::create(c, &u, new, now)
+            orgs::create_with_kind(c, &u, new, body.kind.as_deref(), now)
         })
         .await?;
     Ok(HttpResponse::Created().json(org))
@@ -383,20 +419,22 @@ pub async fn archive_group(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Posts a message to a group (members of an approved organization).
+/// Posts a message to a group: as a member of an approved organization, or
+/// with an API token of the group (`Authorization: Bearer hapi_…`).
 /// A future `publish_at` schedules it.
 #[utoipa::path(post, path = "/api/v1/groups/{id}/messages", tag = "organizations", params(("id" = String, Path)),
-    request_body = NewMessage, security(("jwt" = [])),
-    responses((status = 201, body = OwnMessageView), (status = 403, description = "organization not approved, group suspended"),
+    request_body = NewMessage, security(("jwt" = []), ("api_token" = [])),
+    responses((status = 201, body = OwnMessageView), (status = 401, description = "no valid access JWT or API token"),
+              (status = 403, description = "organization not approved, group suspended, API token of another group"),
               (status = 404), (status = 422)))]
 pub async fn post_message(
     state: web::Data<AppState>,
-    user: CurrentUser,
+    poster: CurrentPoster,
     id: web::Path<String>,
     body: web::Json<NewMessage>,
 ) -> ApiResult<HttpResponse> {
     let now = state.now_ms();
-    let message = state.tx(move |c| messages::post(c, Poster::User(&user.id), &id, body.into_inner(), now)).await?;
+    let message = state.tx(move |c| messages::post(c, poster.as_poster(), &id, body.into_inner(), now)).await?;
     state.wake.notify_one();
     Ok(HttpResponse::Created().json(message))
 }

@@ -7,6 +7,7 @@ use crate::auth::CurrentDevice;
 use crate::devices::{self, NewDevice, PushSubscription};
 use crate::error::ApiResult;
 use crate::groups::GroupView;
+use crate::limits::{Devices, Limited};
 use crate::messages::{self, MessageView};
 use crate::model::{Page, PageQuery};
 use crate::state::AppState;
@@ -24,8 +25,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Registers a browser's push subscription; returns the device token once.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "residents",
     request_body = PushSubscription,
-    responses((status = 201, body = NewDevice), (status = 422, description = "endpoint not on the push-service allowlist, or bad keys")))]
-pub async fn create_device(state: web::Data<AppState>, body: web::Json<PushSubscription>) -> ApiResult<HttpResponse> {
+    responses((status = 201, body = NewDevice), (status = 422, description = "endpoint not on the push-service allowlist, or bad keys"),
+              (status = 429, description = "rate limited (per client address)")))]
+pub async fn create_device(
+    _limit: Limited<Devices>,
+    state: web::Data<AppState>,
+    body: web::Json<PushSubscription>,
+) -> ApiResult<HttpResponse> {
     let now = state.now_ms();
     let allowlist = state.allowlist.clone();
     let device = state.tx(move |c| devices::create(c, &allowlist, &body, now)).await?;

@@ -5,6 +5,7 @@
 
 pub mod jwt;
 pub mod password;
+pub mod poster;
 pub mod secrets;
 
 use std::future::Future;
@@ -16,6 +17,8 @@ use diesel::prelude::*;
 use crate::db::schema::devices;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub use poster::CurrentPoster;
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;

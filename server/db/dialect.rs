@@ -50,6 +50,34 @@ pub fn insert_membership(
     Ok(n > 0)
 }
 
+/// One transaction for work that may write. On SQLite it is `BEGIN
+/// IMMEDIATE`: the write lock is taken up front, waiting up to
+/// `busy_timeout` for another writer. A plain (deferred) `BEGIN` that reads
+/// first and writes later fails at once with "database is locked" when
+/// another connection committed in between (WAL's `SQLITE_BUSY_SNAPSHOT`,
+/// which `busy_timeout` cannot help): concurrent requests answered 500.
+/// PostgreSQL: an ordinary transaction.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConn as Connection>::TransactionManager;
+    let DbConn::Sqlite(c) = conn else { return conn.transaction(work) };
+    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
 /// Serializes migrations of several instances starting at once on one
 /// PostgreSQL (an advisory lock held for the session); SQLite needs nothing.
 pub fn lock_for_migrations(conn: &mut DbConn) -> QueryResult<()> {
@@ -78,7 +106,7 @@ pub fn insert_secret_if_absent(conn: &mut DbConn, name: &str, value: &str, now: 
 /// with `FOR UPDATE SKIP LOCKED`, so instances racing for work pick
 /// different jobs instead of queueing behind one another; SQLite has one
 /// writer and needs no lock. The caller's conditional update is the claim.
-pub fn select_due_job(conn: &mut DbConn, now: i64) -> QueryResult<Option<(String, String, Option<String>)>> {
+pub fn select_due_job(conn: &mut DbConn, now: i64) -> QueryResult<Option<(String, String, Option<String>, String)>> {
     use super::schema::fanout_jobs as j;
     macro_rules! due {
         () => {
@@ -87,7 +115,7 @@ pub fn select_due_job(conn: &mut DbConn, now: i64) -> QueryResult<Option<(String
                 .filter(j::run_at.le(now))
                 .filter(j::leased_until.is_null().or(j::leased_until.lt(now)))
                 .order((j::run_at.asc(), j::id.asc()))
-                .select((j::id, j::message_id, j::cursor))
+                .select((j::id, j::message_id, j::cursor, j::scope))
                 .limit(1)
         };
     }

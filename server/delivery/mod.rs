@@ -72,9 +72,30 @@ fn backoff_ms(attempts: i32, retry_after_secs: Option<u64>) -> i64 {
     }
 }
 
+/// What every device receives for `message` (before encryption): the same
+/// plaintext for all of them.
+pub fn message_payload(public_url: &url::Url, message: &MessageInfo) -> Vec<u8> {
+    let navigate = format!("{}/m/{}", public_url.as_str().trim_end_matches('/'), message.id);
+    let published_at = ts(message.publish_at);
+    payload::build(&Notification {
+        message_id: &message.id,
+        group_id: &message.group_id,
+        group_name: &message.group_name,
+        tenant: &message.tenant,
+        verified: message.verified,
+        title: &message.title,
+        body: &message.body,
+        url: message.url.as_deref(),
+        urgency: &message.urgency,
+        published_at: &published_at,
+        kind: &message.kind,
+        navigate: &navigate,
+    })
+}
+
 /// `Topic` header: a 32-character base64url hash of the message id, so a
 /// repeated delivery replaces a queued one (Apple rejects lengths ≡ 1 mod 4).
-fn topic(message_id: &str) -> String {
+pub fn topic(message_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(message_id.as_bytes()))[..32].to_owned()
 }
 
@@ -166,13 +187,14 @@ impl Delivery {
     async fn run_job_batch(self: &Arc<Self>, job: ClaimedJob) -> Result<(), String> {
         let message = Arc::new(job.message);
         let now = self.state.now_ms();
-        let (group_id, cursor, limit) = (message.group_id.clone(), job.cursor.clone(), self.config.batch_size);
+        let (walk, scope, cursor, limit) =
+            (message.clone(), job.scope.clone(), job.cursor.clone(), self.config.batch_size);
         // A message hidden (or expired) before its fan-out is not sent.
         let expired = message.publish_at + message.ttl_seconds as i64 * 1000 <= now;
         let targets = if message.hidden || expired {
             Vec::new()
         } else {
-            Self::db(&self.state.pool, move |c| store::next_targets(c, &group_id, cursor.as_deref(), limit)).await?
+            Self::db(&self.state.pool, move |c| store::next_targets(c, &walk, &scope, cursor.as_deref(), limit)).await?
         };
         let done = (targets.len() as i64) < limit;
         let new_cursor = targets.last().map(|t| t.device_id.clone()).or(job.cursor.clone());
@@ -261,22 +283,7 @@ impl Delivery {
         else {
             return Outcome::Rejected("stored keys are not base64url".into());
         };
-        let navigate = format!("{}/m/{}", self.state.config.public_url.as_str().trim_end_matches('/'), message.id);
-        let published_at = ts(message.publish_at);
-        let plaintext = payload::build(&Notification {
-            message_id: &message.id,
-            group_id: &message.group_id,
-            group_name: &message.group_name,
-            tenant: &message.tenant,
-            verified: message.verified,
-            title: &message.title,
-            body: &message.body,
-            url: message.url.as_deref(),
-            urgency: &message.urgency,
-            published_at: &published_at,
-            kind: "message",
-            navigate: &navigate,
-        });
+        let plaintext = message_payload(&self.state.config.public_url, message);
         let body = match crypto::encrypt(&p256dh, &auth, &plaintext) {
             Ok(body) => body,
             Err(e) => return Outcome::Rejected(e.to_string()),

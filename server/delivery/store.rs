@@ -3,6 +3,7 @@
 //! outcomes in one transaction. Never called while a request is in flight:
 //! each function takes a connection, works, and gives it back.
 
+use diesel::expression_methods::AggregateExpressionMethods;
 use diesel::prelude::*;
 
 use crate::auth::secrets::new_id;
@@ -16,6 +17,8 @@ pub struct ClaimedJob {
     pub message: MessageInfo,
     /// Last device id delivered to (keyset cursor over the group's subscriptions).
     pub cursor: Option<String>,
+    /// `group` (the group's subscribers) or `tenant` (every device of the town, once).
+    pub scope: String,
 }
 
 /// What a payload needs to know about a message.
@@ -34,6 +37,9 @@ pub struct MessageInfo {
     pub group_name: String,
     pub verified: bool,
     pub tenant: String,
+    /// `message` or `alert` (see `messages::Kind`).
+    pub kind: String,
+    pub tenant_id: String,
 }
 
 /// One device to send to.
@@ -61,6 +67,8 @@ macro_rules! message_info {
             broadcast_groups::name,
             broadcast_groups::verified,
             tenants::slug,
+            messages::kind,
+            messages::tenant_id,
         ))
     };
 }
@@ -72,8 +80,9 @@ pub fn message_info(conn: &mut DbConn, message_id: &str) -> QueryResult<Option<M
 /// Claims the oldest due job nobody holds, leasing it until `now + lease_ms`.
 /// On a fresh walk (no cursor) the message's recipient count is set.
 pub fn claim_job(conn: &mut DbConn, now: i64, lease_ms: i64) -> QueryResult<Option<ClaimedJob>> {
-    conn.transaction(|conn| {
-        let Some((job_id, message_id, cursor)) = dialect::select_due_job(conn, now)? else {
+    // Reads, then writes: on SQLite the write lock must be taken first.
+    dialect::write_transaction(conn, |conn| {
+        let Some((job_id, message_id, cursor, scope)) = dialect::select_due_job(conn, now)? else {
             return Ok(None);
         };
         let claimed = diesel::update(
@@ -95,25 +104,47 @@ pub fn claim_job(conn: &mut DbConn, now: i64, lease_ms: i64) -> QueryResult<Opti
             return Ok(None);
         };
         if cursor.is_none() {
-            let recipients: i64 =
-                subscriptions::table.filter(subscriptions::group_id.eq(&message.group_id)).count().get_result(conn)?;
+            let recipients: i64 = if scope == TENANT_SCOPE {
+                subscriptions::table
+                    .inner_join(broadcast_groups::table)
+                    .filter(broadcast_groups::tenant_id.eq(&message.tenant_id))
+                    .select(diesel::dsl::count(subscriptions::device_id).aggregate_distinct())
+                    .get_result(conn)?
+            } else {
+                subscriptions::table.filter(subscriptions::group_id.eq(&message.group_id)).count().get_result(conn)?
+            };
             diesel::update(messages::table.find(&message.id)).set(messages::recipients.eq(recipients)).execute(conn)?;
         }
-        Ok(Some(ClaimedJob { job_id, message, cursor }))
+        Ok(Some(ClaimedJob { job_id, message, cursor, scope }))
     })
 }
 
-/// The next `limit` devices following the group after `cursor`.
-pub fn next_targets(conn: &mut DbConn, group_id: &str, cursor: Option<&str>, limit: i64) -> QueryResult<Vec<Target>> {
+pub const TENANT_SCOPE: &str = "tenant";
+
+/// The next `limit` devices after `cursor` that follow the message's group
+/// (scope `group`) or any group of its town (scope `tenant`, each device once).
+pub fn next_targets(
+    conn: &mut DbConn,
+    message: &MessageInfo,
+    scope: &str,
+    cursor: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Target>> {
     let mut query = subscriptions::table
         .inner_join(devices::table)
-        .filter(subscriptions::group_id.eq(group_id))
+        .inner_join(broadcast_groups::table)
         .select((devices::id, devices::endpoint, devices::p256dh, devices::auth))
-        .order(subscriptions::device_id.asc())
+        .distinct()
+        .order(devices::id.asc())
         .limit(limit)
         .into_boxed();
+    query = if scope == TENANT_SCOPE {
+        query.filter(broadcast_groups::tenant_id.eq(message.tenant_id.clone()))
+    } else {
+        query.filter(subscriptions::group_id.eq(message.group_id.clone()))
+    };
     if let Some(cursor) = cursor {
-        query = query.filter(subscriptions::device_id.gt(cursor.to_owned()));
+        query = query.filter(devices::id.gt(cursor.to_owned()));
     }
     query.load(conn)
 }
@@ -140,7 +171,8 @@ pub struct ClaimedRetry {
 
 /// Claims up to `limit` due retries, leasing them until `now + lease_ms`.
 pub fn claim_retries(conn: &mut DbConn, now: i64, lease_ms: i64, limit: i64) -> QueryResult<Vec<ClaimedRetry>> {
-    conn.transaction(|conn| {
+    // Reads, then writes: on SQLite the write lock must be taken first.
+    dialect::write_transaction(conn, |conn| {
         let ids = dialect::select_due_retries(conn, now, limit)?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {

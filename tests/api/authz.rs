@@ -11,9 +11,11 @@
 //! - reads the row's probe before and after: an allowed mutation must have
 //!   changed it, a denied one must have left it as it was.
 //!
-//! Four impostor credentials (an expired and a foreign-key operator JWT, a
-//! refresh token used as bearer, an unknown device token) run every row too
-//! and must get exactly what the anonymous caller gets. After the table:
+//! Five impostor credentials (an expired and a foreign-key operator JWT, a
+//! refresh token used as bearer, an unknown device token, a revoked API
+//! token) run every row too and must get exactly what the anonymous caller
+//! gets. So does an active API token of group A — except that it may post to
+//! that group (201) and to no other (403). After the table:
 //! allowed reads stay scoped (member view of a feed, `mine`, a town's admin
 //! list, a device's own subscriptions), and nobody can promote themselves.
 //!
@@ -33,7 +35,7 @@ use serde_json::{json, Value};
 use crate::harness::*;
 use herold::auth::secrets::hash_secret;
 use herold::db::schema::{
-    broadcast_groups, devices, memberships, messages, organizations, refresh_tokens, subscriptions, users,
+    api_tokens, broadcast_groups, devices, memberships, messages, organizations, refresh_tokens, subscriptions, users,
 };
 
 /// The callers, in the column order of `ROWS`.
@@ -58,6 +60,18 @@ enum Fresh {
     Refresh,
     /// `{new}`: a new invitation token.
     Invite,
+    /// `{new}`: a new published message in this group.
+    Message(&'static str),
+    /// `{new}`: a new message in this group, hidden by the town.
+    HiddenMessage(&'static str),
+    /// `{new}`: a new verified group of this organization.
+    VerifiedGroup(&'static str),
+    /// `{new}`: a new suspended group of this organization.
+    SuspendedGroup(&'static str),
+    /// `{new}`: an open report (by a new device) of a new message in this group.
+    Report(&'static str),
+    /// `{new}`: a new API token of this organization (for its fixture group).
+    Token(&'static str),
 }
 
 /// The state a row may change, read before and after each call.
@@ -84,6 +98,18 @@ enum Probe {
     /// Name, description, category and status of a group.
     Group(&'static str),
     Messages(&'static str),
+    /// Verified flag and status of the `{new}` group.
+    GroupModeration,
+    /// Hidden flag and reason of the `{new}` message.
+    MessageHidden,
+    /// Reports of this message.
+    Reports(&'static str),
+    /// Status of the `{new}` report.
+    ReportStatus,
+    /// API tokens of this organization.
+    Tokens(&'static str),
+    /// `revoked_at` of the `{new}` API token.
+    TokenRevoked,
 }
 
 struct Row {
@@ -124,6 +150,12 @@ const NEW_GROUP: &str = r#"{"name": "Gruppe {uniq}", "description": "neu", "cate
 const EDIT_GROUP: &str = r#"{"description": "geändert {uniq}"}"#;
 const NEW_MESSAGE: &str = r#"{"title": "Nachricht {uniq}", "body": "Text"}"#;
 const REASON: &str = r#"{"reason": "Test {uniq}"}"#;
+const ALERT: &str = r#"{"title": "Probealarm {uniq}", "body": "Nur ein Test."}"#;
+const REPORT: &str = r#"{"reason": "spam", "text": "Test {uniq}"}"#;
+const DISMISS: &str = r#"{"action": "dismiss", "note": "Test {uniq}"}"#;
+const TOKEN_A: &str = r#"{"name": "Website {uniq}", "group_id": "{gA}"}"#;
+const TOKEN_B: &str = r#"{"name": "Website {uniq}", "group_id": "{gB}"}"#;
+const TOKEN_C: &str = r#"{"name": "Website {uniq}", "group_id": "{gC}"}"#;
 
 // Columns as in `ROLES`: anonymous, device, editor of A, owner of A, owner of B,
 // city admin of wismar, city admin of strausberg, operator. A = St. Nikolai and
@@ -208,6 +240,17 @@ const ROWS: &[Row] = rows![
     GET "/api/v1/messages/{mA}/stats",                    NO,            F::None,                           P::None              => 401 401 200 200 404 404 404 404;
     GET "/api/v1/messages/{mB}/stats",                    NO,            F::None,                           P::None              => 401 401 404 404 200 404 404 404;
     GET "/api/v1/messages/{mC}/stats",                    NO,            F::None,                           P::None              => 401 401 404 404 404 404 404 404;
+    // ---- API tokens: owners only; a city admin is no member (posting with a token: see the API-token caller) ----
+    GET "/api/v1/organizations/{A}/tokens",               NO,            F::None,                           P::None              => 401 401 403 200 404 404 404 404;
+    GET "/api/v1/organizations/{B}/tokens",               NO,            F::None,                           P::None              => 401 401 404 404 200 404 404 404;
+    GET "/api/v1/organizations/{C}/tokens",               NO,            F::None,                           P::None              => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/organizations/{A}/tokens",              TOKEN_A,       F::None,                           P::Tokens("{A}")     => 401 401 403 201 404 404 404 404;
+    POST "/api/v1/organizations/{B}/tokens",              TOKEN_B,       F::None,                           P::Tokens("{B}")     => 401 401 404 404 201 404 404 404;
+    POST "/api/v1/organizations/{C}/tokens",              TOKEN_C,       F::None,                           P::Tokens("{C}")     => 401 401 404 404 404 404 404 404;
+    DELETE "/api/v1/organizations/{A}/tokens/{new}",      NO,            F::Token("{A}"),                   P::TokenRevoked      => 401 401 403 204 404 404 404 404;
+    DELETE "/api/v1/organizations/{B}/tokens/{new}",      NO,            F::Token("{B}"),                   P::TokenRevoked      => 401 401 404 404 204 404 404 404;
+    DELETE "/api/v1/organizations/{C}/tokens/{new}",      NO,            F::Token("{C}"),                   P::TokenRevoked      => 401 401 404 404 404 404 404 404;
+    DELETE "/api/v1/organizations/{A}/tokens/{new}",      NO,            F::Token("{B}"),                   P::TokenRevoked      => 401 401 403 404 404 404 404 404;
     // ---- city admin: own town only (an operator: every town); an owner never decides about their own ----
     GET "/api/v1/admin/tenants/wismar/organizations",     NO,            F::None,                           P::None              => 401 401 403 403 403 200 403 200;
     GET "/api/v1/admin/tenants/strausberg/organizations", NO,            F::None,                           P::None              => 401 401 403 403 403 403 200 200;
@@ -220,6 +263,39 @@ const ROWS: &[Row] = rows![
     POST "/api/v1/admin/organizations/{new}/reinstate",   NO,            F::Org("wismar", "suspended"),     P::OrgStatus         => 401 401 404 404 404 200 404 200;
     POST "/api/v1/admin/organizations/{new}/reinstate",   NO,            F::Org("strausberg", "suspended"), P::OrgStatus         => 401 401 404 404 404 404 200 200;
     POST "/api/v1/admin/organizations/{new}/publish",     NO,            F::Org("wismar", "pending"),       P::OrgStatus         => 401 401 404 404 404 404 404 404;
+    // ---- moderation: a device flags what it can read; the town's city admins (an operator: any town) moderate ----
+    POST "/api/v1/messages/{mA}/reports",                 REPORT,        F::Device,                         P::Reports("{mA}")   => 401 201 401 401 401 401 401 401;
+    POST "/api/v1/messages/{mC}/reports",                 REPORT,        F::Device,                         P::Reports("{mC}")   => 401 201 401 401 401 401 401 401;
+    GET "/api/v1/admin/tenants/wismar/groups",            NO,            F::None,                           P::None              => 401 401 403 403 403 200 403 200;
+    GET "/api/v1/admin/tenants/strausberg/groups",        NO,            F::None,                           P::None              => 401 401 403 403 403 403 200 200;
+    POST "/api/v1/admin/groups/{new}/verify",             NO,            F::Group("{A}"),                   P::GroupModeration   => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/groups/{new}/verify",             NO,            F::Group("{C}"),                   P::GroupModeration   => 401 401 404 404 404 404 200 200;
+    POST "/api/v1/admin/groups/{new}/unverify",           NO,            F::VerifiedGroup("{A}"),           P::GroupModeration   => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/groups/{new}/unverify",           NO,            F::VerifiedGroup("{C}"),           P::GroupModeration   => 401 401 404 404 404 404 200 200;
+    POST "/api/v1/admin/groups/{new}/suspend",            REASON,        F::Group("{A}"),                   P::GroupModeration   => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/groups/{new}/suspend",            REASON,        F::Group("{B}"),                   P::GroupModeration   => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/groups/{new}/suspend",            REASON,        F::Group("{C}"),                   P::GroupModeration   => 401 401 404 404 404 404 200 200;
+    POST "/api/v1/admin/groups/{new}/reinstate",          NO,            F::SuspendedGroup("{A}"),          P::GroupModeration   => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/groups/{new}/reinstate",          NO,            F::SuspendedGroup("{C}"),          P::GroupModeration   => 401 401 404 404 404 404 200 200;
+    POST "/api/v1/admin/groups/{new}/promote",            NO,            F::Group("{A}"),                   P::GroupModeration   => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/admin/messages/{new}/hide",             REASON,        F::Message("{gA}"),                P::MessageHidden     => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/messages/{new}/hide",             REASON,        F::Message("{gB}"),                P::MessageHidden     => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/messages/{new}/hide",             REASON,        F::Message("{gC}"),                P::MessageHidden     => 401 401 404 404 404 404 200 200;
+    POST "/api/v1/admin/messages/{new}/restore",          NO,            F::HiddenMessage("{gA}"),          P::MessageHidden     => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/messages/{new}/restore",          NO,            F::HiddenMessage("{gC}"),          P::MessageHidden     => 401 401 404 404 404 404 200 200;
+    POST "/api/v1/admin/messages/{new}/delete",           NO,            F::Message("{gA}"),                P::MessageHidden     => 401 401 404 404 404 404 404 404;
+    GET "/api/v1/admin/tenants/wismar/reports",           NO,            F::None,                           P::None              => 401 401 403 403 403 200 403 200;
+    GET "/api/v1/admin/tenants/strausberg/reports",       NO,            F::None,                           P::None              => 401 401 403 403 403 403 200 200;
+    POST "/api/v1/admin/reports/{new}/resolve",           DISMISS,       F::Report("{gA}"),                 P::ReportStatus      => 401 401 404 404 404 200 404 200;
+    POST "/api/v1/admin/reports/{new}/resolve",           DISMISS,       F::Report("{gC}"),                 P::ReportStatus      => 401 401 404 404 404 404 200 200;
+    GET "/api/v1/admin/tenants/wismar/audit",             NO,            F::None,                           P::None              => 401 401 403 403 403 200 403 200;
+    GET "/api/v1/admin/tenants/strausberg/audit",         NO,            F::None,                           P::None              => 401 401 403 403 403 403 200 200;
+    GET "/api/v1/admin/audit",                            NO,            F::None,                           P::None              => 401 401 403 403 403 403 403 200;
+    // ---- town-wide alerts: the town's city admins (an operator: any town) ----
+    POST "/api/v1/admin/tenants/wismar/alerts",           ALERT,         F::None,                           P::None              => 401 401 403 403 403 201 403 201;
+    POST "/api/v1/admin/tenants/strausberg/alerts",       ALERT,         F::None,                           P::None              => 401 401 403 403 403 403 201 201;
+    GET "/api/v1/admin/tenants/wismar/alerts",            NO,            F::None,                           P::None              => 401 401 403 403 403 200 403 200;
+    GET "/api/v1/admin/tenants/strausberg/alerts",        NO,            F::None,                           P::None              => 401 401 403 403 403 403 200 200;
 ];
 
 /// The fixtures every row refers to.
@@ -235,6 +311,8 @@ struct World {
     bystander: String,
     /// Credentials that must count for nothing: each gets what `anonymous` gets.
     impostors: Vec<(&'static str, String)>,
+    /// An active API token of group A.
+    api_token: String,
 }
 
 impl World {
@@ -282,6 +360,20 @@ impl World {
 
         let device = app.device().await;
         app.put(&format!("/api/v1/devices/me/subscriptions/{g_a}"), Some(&device.token), Value::Null).await.expect(200);
+
+        let tokens_of_a = format!("/api/v1/organizations/{}/tokens", owner_a.org_id);
+        let new_token =
+            |name: &str| app.post(&tokens_of_a, Some(&owner_a.user.access), json!({"name": name, "group_id": g_a}));
+        let api_token = new_token("Website").await.expect(201)["secret"].as_str().expect("secret").to_owned();
+        let revoked = new_token("Altes Skript").await.expect(201);
+        app.delete(
+            &format!("/api/v1/organizations/{}/tokens/{}", owner_a.org_id, revoked["id"].as_str().expect("id")),
+            Some(&owner_a.user.access),
+        )
+        .await
+        .expect(204);
+        let mut impostors = impostors;
+        impostors.push(("revoked API token", revoked["secret"].as_str().expect("secret").to_owned()));
 
         let tokens = [
             None,
@@ -336,6 +428,7 @@ impl World {
             login: "redaktion@st-nikolai.de".into(),
             bystander: owner_c.user.id,
             impostors,
+            api_token,
         }
     }
 
@@ -434,6 +527,53 @@ async fn prepare(app: &TestApp, world: &World, fresh: Fresh) -> Call {
                 })
                 .await;
         }
+        Fresh::Token(org) => {
+            let owner = world.owner_of(&world.expand(org, &blank));
+            let group = world.expand(&org.replace('{', "{g"), &blank);
+            let created = app
+                .post(
+                    &format!("/api/v1/organizations/{}/tokens", owner.org_id),
+                    Some(&owner.user.access),
+                    json!({"name": format!("Skript {}", call.uniq), "group_id": group}),
+                )
+                .await
+                .expect(201);
+            call.new = created["id"].as_str().expect("token id").to_owned();
+        }
+        Fresh::Message(group) => call.new = fresh_message(app, world, group, &call.uniq).await,
+        Fresh::HiddenMessage(group) => {
+            call.new = fresh_message(app, world, group, &call.uniq).await;
+            let id = call.new.clone();
+            app.with_conn(move |c| {
+                diesel::update(messages::table.find(&id))
+                    .set((messages::hidden.eq(true), messages::hidden_reason.eq("Test")))
+                    .execute(c)
+                    .expect("hide")
+            })
+            .await;
+        }
+        Fresh::VerifiedGroup(org) | Fresh::SuspendedGroup(org) => {
+            let owner = world.owner_of(&world.expand(org, &blank));
+            call.new = app.group(owner, &format!("Wegwerf {}", call.uniq), "other").await;
+            let (id, verified) = (call.new.clone(), matches!(fresh, Fresh::VerifiedGroup(_)));
+            let status = if verified { "active" } else { "suspended" };
+            app.with_conn(move |c| {
+                diesel::update(broadcast_groups::table.find(&id))
+                    .set((broadcast_groups::verified.eq(verified), broadcast_groups::status.eq(status)))
+                    .execute(c)
+                    .expect("moderate")
+            })
+            .await;
+        }
+        Fresh::Report(group) => {
+            let message = fresh_message(app, world, group, &call.uniq).await;
+            let device = app.device().await;
+            let report = app
+                .post(&format!("/api/v1/messages/{message}/reports"), Some(&device.token), json!({"reason": "spam"}))
+                .await
+                .expect(201);
+            call.new = report["id"].as_str().expect("report id").to_owned();
+        }
         Fresh::Invite => {
             let email = format!("eingeladen-{}@example.org", call.uniq);
             call.new = app
@@ -447,6 +587,13 @@ async fn prepare(app: &TestApp, world: &World, fresh: Fresh) -> Call {
     call
 }
 
+/// A new published message in `group` (a placeholder), posted by the owner of its organization.
+async fn fresh_message(app: &TestApp, world: &World, group: &str, uniq: &str) -> String {
+    let blank = Call { uniq: String::new(), new: String::new(), device: None };
+    let owner = world.owner_of(&world.expand(&group.replace("{g", "{"), &blank));
+    app.message(&owner.user, &world.expand(group, &blank), &format!("Wegwerf {uniq}")).await
+}
+
 /// Reads the state a row may change, as text.
 async fn probe(app: &TestApp, world: &World, probe: Probe, call: &Call) -> String {
     let target = match probe {
@@ -455,7 +602,9 @@ async fn probe(app: &TestApp, world: &World, probe: Probe, call: &Call) -> Strin
         | Probe::Role(t)
         | Probe::Groups(t)
         | Probe::Group(t)
-        | Probe::Messages(t) => world.expand(t, call),
+        | Probe::Reports(t)
+        | Probe::Messages(t)
+        | Probe::Tokens(t) => world.expand(t, call),
         _ => String::new(),
     };
     let (new, uniq) = (call.new.clone(), call.uniq.clone());
@@ -516,7 +665,38 @@ async fn probe(app: &TestApp, world: &World, probe: Probe, call: &Call) -> Strin
                     .first::<(String, String, String, String)>(c)
                     .expect("probe")
             ),
+            Probe::GroupModeration => format!(
+                "{:?}",
+                broadcast_groups::table
+                    .find(&new)
+                    .select((broadcast_groups::verified, broadcast_groups::status))
+                    .first::<(bool, String)>(c)
+                    .expect("probe")
+            ),
+            Probe::MessageHidden => format!(
+                "{:?}",
+                messages::table
+                    .find(&new)
+                    .select((messages::hidden, messages::hidden_reason))
+                    .first::<(bool, Option<String>)>(c)
+                    .expect("probe")
+            ),
+            Probe::Reports(_) => {
+                use herold::db::schema::reports;
+                count(reports::table.filter(reports::message_id.eq(&target)).count().get_result(c))
+            }
+            Probe::ReportStatus => {
+                use herold::db::schema::reports;
+                reports::table.find(&new).select(reports::status).first::<String>(c).expect("probe")
+            }
             Probe::Messages(_) => count(messages::table.filter(messages::group_id.eq(&target)).count().get_result(c)),
+            Probe::Tokens(_) => {
+                count(api_tokens::table.filter(api_tokens::organization_id.eq(&target)).count().get_result(c))
+            }
+            Probe::TokenRevoked => format!(
+                "{:?}",
+                api_tokens::table.find(&new).select(api_tokens::revoked_at).first::<Option<i64>>(c).expect("probe")
+            ),
         }
     })
     .await
@@ -559,12 +739,14 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<String> {
     let mut failures = Vec::new();
     for row in ROWS {
         let method = Method::from_bytes(row.method.as_bytes()).expect("HTTP method");
-        // The eight columns, then the impostors, who get what the anonymous caller gets.
+        // The eight columns, then the impostors, who get what the anonymous
+        // caller gets, then the API token of group A.
         let callers = ROLES
             .iter()
             .enumerate()
             .map(|(col, role)| (*role, Some(col), row.expect[col]))
-            .chain(world.impostors.iter().map(|(name, _)| (*name, None, row.expect[0])));
+            .chain(world.impostors.iter().map(|(name, _)| (*name, None, row.expect[0])))
+            .chain([(API_TOKEN, None, api_token_expects(row))]);
         for (role, col, want) in callers {
             let call = prepare(app, world, row.fresh).await;
             let path = world.expand(row.path, &call);
@@ -576,6 +758,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<String> {
             let token = match (col, &call.device) {
                 (Some(1), Some(fresh)) => Some(fresh.clone()),
                 (Some(col), _) => world.tokens[col].clone(),
+                (None, _) if role == API_TOKEN => Some(world.api_token.clone()),
                 (None, _) => world.impostors.iter().find(|(name, _)| *name == role).map(|(_, t)| t.clone()),
             };
             let before = probe(app, world, row.probe, &call).await;
@@ -614,6 +797,18 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<String> {
         }
     }
     failures
+}
+
+const API_TOKEN: &str = "API token of group A";
+
+/// An API token counts for nothing but posting: to its own group (201), to
+/// any other group (403 `token_scope`).
+fn api_token_expects(row: &Row) -> u16 {
+    match (row.method, row.path) {
+        ("POST", "/api/v1/groups/{gA}/messages") => 201,
+        ("POST", "/api/v1/groups/{gB}/messages" | "/api/v1/groups/{gC}/messages") => 403,
+        _ => row.expect[0],
+    }
 }
 
 /// Allowed reads show only what the caller may see.

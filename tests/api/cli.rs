@@ -130,7 +130,7 @@ impl Site {
 }
 
 /// `herold <args>` with every configuration variable of the runner removed.
-fn clean_command(args: &[&str]) -> Command {
+pub(crate) fn clean_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("HEROLD_") {
@@ -187,7 +187,7 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
 }
 
 /// A port nobody listens on right now (the OS picks it; we release it).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
 }

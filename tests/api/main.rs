@@ -5,13 +5,19 @@
 mod harness;
 
 mod admin;
+mod alerts;
 mod authz;
 mod cli;
 mod delivery;
+mod delivery_process;
 mod errors;
+mod limits;
 mod migrations;
+mod moderation;
 mod organizations;
 mod public;
 mod push_service;
+mod reports;
 mod residents;
 mod smoke;
+mod tokens;

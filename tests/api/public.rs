@@ -462,7 +462,8 @@ both_backends!(
         assert!(all["next"].is_null());
 
         let first = &all["items"][0];
-        assert_eq!(keys(first), ["body", "group", "id", "published_at", "title", "urgency", "url"]);
+        assert_eq!(keys(first), ["body", "group", "id", "kind", "published_at", "title", "urgency", "url"]);
+        assert_eq!(first["kind"], "message");
         assert_eq!(first["title"], "Spiel 5");
         assert_eq!(first["body"], "Spiel 5: Text");
         assert_eq!(first["url"], Value::Null);
@@ -577,13 +578,14 @@ both_backends!(
                 "body": "3:1 gegen Rostock",
                 "url": "https://sv-wismar.de/bericht",
                 "urgency": "high",
-                "published_at": "2026-11-26T12:00:00.000Z"
+                "published_at": "2026-11-26T12:00:00.000Z",
+                "kind": "message"
             })
         );
 
         app.get("/api/v1/messages/no-such-message", None).await.expect_error(404, "not_found");
 
-        // a message the town hid (moderation) leaves the feed and its page
+        // a message the town hid (moderation) leaves the feed; its page says it was removed
         app.advance(1000);
         let hidden = app.message(&org.user, &group, "Werbung").await;
         let feed = format!("/api/v1/groups/{group}/messages");
@@ -596,7 +598,7 @@ both_backends!(
         })
         .await;
         assert_eq!(ids(&app.get(&feed, None).await.expect(200)), vec![id.clone()]);
-        app.get(&format!("/api/v1/messages/{hidden}"), None).await.expect_error(404, "not_found");
+        app.get(&format!("/api/v1/messages/{hidden}"), None).await.expect_error(410, "message_removed");
 
         suspend_org(&app, &admin, &org.org_id).await;
         app.get(&format!("/api/v1/messages/{id}"), None).await.expect_error(404, "not_found");
