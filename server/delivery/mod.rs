@@ -198,7 +198,11 @@ impl Delivery {
         };
         let done = (targets.len() as i64) < limit;
         let new_cursor = targets.last().map(|t| t.device_id.clone()).or(job.cursor.clone());
+        // A slow push service can keep a batch in flight longer than the
+        // lease: renew it meanwhile, or another worker would send it again.
+        let heartbeat = tokio::spawn(self.clone().keep_leased(job.job_id.clone()));
         let outcomes = self.send_all(&message, targets.clone()).await;
+        heartbeat.abort();
         let mut result = BatchResult::default();
         let now = self.state.now_ms();
         for (target, outcome) in targets.iter().zip(outcomes) {
@@ -213,6 +217,18 @@ impl Delivery {
             self.finished(&message, now).await;
         }
         Ok(())
+    }
+
+    /// Renews a claimed job's lease every third of its length until aborted.
+    async fn keep_leased(self: Arc<Self>, job_id: String) {
+        let lease = self.config.lease_ms;
+        loop {
+            tokio::time::sleep(Duration::from_millis((lease / 3).max(100) as u64)).await;
+            let (id, until) = (job_id.clone(), self.state.now_ms() + lease);
+            if let Err(e) = Self::db(&self.state.pool, move |c| store::renew_lease(c, &id, until)).await {
+                tracing::warn!(error = %e, "could not renew a fan-out lease");
+            }
+        }
     }
 
     async fn run_retries(self: &Arc<Self>, retries: Vec<ClaimedRetry>) -> Result<(), String> {

@@ -149,6 +149,14 @@ pub fn next_targets(
     query.load(conn)
 }
 
+/// Extends the lease of a job whose batch is still in flight.
+pub fn renew_lease(conn: &mut DbConn, job_id: &str, until: i64) -> QueryResult<()> {
+    diesel::update(fanout_jobs::table.find(job_id).filter(fanout_jobs::state.ne("done")))
+        .set(fanout_jobs::leased_until.eq(until))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn finish_job(conn: &mut DbConn, job_id: &str, now: i64) -> QueryResult<()> {
     diesel::update(fanout_jobs::table.find(job_id))
         .set((

@@ -355,3 +355,39 @@ both_backends_delivering!(
         d.app.get("/api/v1/devices/me/inbox", Some(&devices[1].1.token)).await.expect(200);
     }
 );
+
+both_backends_delivering!(
+    async fn a_slow_batch_keeps_its_lease_and_is_not_sent_twice(d: Delivering, batch = 500) {
+        let (parish, group) = parish(&d).await;
+        let devices = d.devices(2).await;
+        for (_, device) in &devices {
+            d.follow(device, &group).await;
+        }
+        d.push.program_all(Program::delay(Duration::from_millis(1500)));
+        d.app.message(&parish.user, &group, "Langsam").await;
+        let lease_ms = 900;
+        let config = herold::delivery::DeliveryConfig { lease_ms, ..Default::default() };
+        let engine = herold::delivery::Delivery::new(d.app.state.clone(), config.clone()).expect("engine");
+        let rival = herold::delivery::Delivery::new(d.app.state.clone(), config).expect("engine");
+
+        let first = actix_web::rt::spawn(async move { engine.step().await });
+        // Wait until the batch is in flight at the (slow) push service …
+        for _ in 0..100 {
+            if d.push.in_flight() == 2 {
+                break;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(d.push.in_flight(), 2, "the batch is in flight");
+        // … then let its lease run out on the clock; the worker renews it
+        // every lease/3 (300 ms), so a rival finds nothing to claim.
+        d.app.advance(lease_ms + 1);
+        actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+        assert!(!rival.step().await.expect("rival step"), "the in-flight batch was claimed again");
+        assert!(first.await.expect("join").expect("step"));
+        assert_eq!(d.push.count(), 2);
+        for (sub, _) in &devices {
+            assert_eq!(d.push.deliveries_for(&sub.id).len(), 1);
+        }
+    }
+);
