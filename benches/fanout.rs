@@ -30,9 +30,14 @@
 //!    over keep-alive connections (`benches/node/baseline.mjs`). Without
 //!    node or the package the baseline alone is skipped, loudly.
 //!
-//! `--runs K` repeats each end-to-end figure K times (default 3, `--quick` 1)
-//! and reports the median; `--engine-only` skips the baseline and the
-//! encryption figures (for profiling the engine).
+//! The machine is small and may be shared, so the end-to-end figures are
+//! taken in rounds (Herold HTTP/2, Herold HTTP/1.1, Node; repeated `--runs K`
+//! times, default 5, `--quick` 1) and the medians compared; before each run
+//! the benchmark waits up to 20 s for the machine to be idle (`--no-wait`
+//! skips that) and reports the CPU that other processes used meanwhile
+//! ("other"). `--engine-only` skips the baseline and the encryption figures
+//! (for profiling the engine); `--batch N` sets the engine's batch size
+//! (default Herold's, 500).
 //!
 //! The binary plays three roles: the orchestrator (default), `sink` and
 //! `engine` (child processes it starts itself).
@@ -61,7 +66,6 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("sink") => sink::main(&args[2..]),
         Some("engine") => engine::main(&args[2..]),
-        Some("httponly") => httponly(&args[2..]), // TEMPEXP
         _ => orchestrate(&args[1..]),
     }
 }
@@ -179,17 +183,24 @@ struct Options {
     runs: usize,
     /// `--engine-only`: Herold's fan-outs alone (for profiling the engine).
     engine_only: bool,
+    /// `--no-wait`: do not wait for the machine to calm down before a run.
+    no_wait: bool,
+    /// `--batch N`: the engine's batch size (default: Herold's default).
+    batch: Option<i64>,
 }
 
 fn orchestrate(args: &[String]) {
-    let quick = args.iter().any(|a| a == "--quick");
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 1 } else { 3 });
-    let opts = Options { quick, runs, engine_only: args.iter().any(|a| a == "--engine-only") };
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value =
+        |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    let quick = flag("--quick");
+    let opts = Options {
+        quick,
+        runs: value("--runs").unwrap_or(if quick { 1 } else { 5 }),
+        engine_only: flag("--engine-only"),
+        no_wait: flag("--no-wait"),
+        batch: value("--batch").map(|v: usize| v as i64),
+    };
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!(
@@ -208,7 +219,6 @@ fn orchestrate(args: &[String]) {
     let port: u16 = sink.expect("port ", Duration::from_secs(10)).parse().expect("port number");
     let origin = format!("https://localhost:{port}");
     eprintln!("sink listening at {origin}");
-
     let largest = if opts.quick { SMALL } else { LARGE };
     let t = Instant::now();
     let keys = keys::generate(largest);
@@ -218,54 +228,99 @@ fn orchestrate(args: &[String]) {
     let small = fixture::build(&tmp.path().join("db-10k"), &origin, &certs.ca_pem, &keys[..SMALL]);
     eprintln!("database with {SMALL} devices in {:.1} s", t.elapsed().as_secs_f64());
 
-    // 1. End to end, HTTP/2 and HTTP/1.1.
-    let mut h2 = Vec::new();
-    let mut h1 = Vec::new();
-    for run in 0..opts.runs {
-        h2.push(run_engine(&mut sink, &small, "h2", SMALL, &format!("HTTP/2   #{}", run + 1)));
-        h1.push(run_engine(&mut sink, &small, "h1", SMALL, &format!("HTTP/1.1 #{}", run + 1)));
-    }
-
-    // 4. The baseline: the same subscriptions and payload through Node's web-push.
-    let payload = small.last_payload();
-    let mut node = Vec::new();
-    match if opts.engine_only { Err("--engine-only".into()) } else { baseline::available() } {
-        Err(why) => baseline::skipped(&why),
-        Ok(()) => {
-            let file = baseline::write_input(tmp.path(), &small, &payload);
-            for run in 0..opts.runs {
-                match baseline::run(&mut sink, &file, &certs.ca_pem, SMALL, &format!("Node web-push #{}", run + 1)) {
-                    Ok(r) => node.push(r),
-                    Err(e) => {
-                        baseline::skipped(&e);
-                        break;
-                    }
+    // 1 and 4: end to end over HTTP/2 and HTTP/1.1, and the baseline, in
+    // rounds (the machine's load drifts; each round sees the same drift).
+    let mut node_input = match if opts.engine_only { Err("--engine-only".into()) } else { baseline::available() } {
+        Ok(()) => Some(None),
+        Err(why) => {
+            baseline::skipped(&why);
+            None
+        }
+    };
+    let (mut h2, mut h1, mut node) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=opts.runs {
+        h2.push(run_engine(&mut sink, &small, "h2", SMALL, &opts, &format!("Herold HTTP/2   #{round}")));
+        h1.push(run_engine(&mut sink, &small, "h1", SMALL, &opts, &format!("Herold HTTP/1.1 #{round}")));
+        if let Some(input) = &mut node_input {
+            // The same subscriptions and the very plaintext the engine sent.
+            let file = input.get_or_insert_with(|| baseline::write_input(tmp.path(), &small, &small.last_payload()));
+            let label = format!("Node web-push   #{round}");
+            match baseline::run(&mut sink, file, &certs.ca_pem, SMALL, &opts, &label) {
+                Ok(r) => node.push(r),
+                Err(e) => {
+                    baseline::skipped(&e);
+                    node_input = None;
                 }
             }
         }
     }
 
     // 2. Encryption alone.
+    let info = small.last_message_info();
+    let payload = herold::delivery::message_payload(&small.state.config.public_url, &info);
     let crypto = if opts.engine_only {
         crypto_bench::Figures { herold: f64::NAN, floor: f64::NAN, payload_build: f64::NAN, payload_len: payload.len() }
     } else {
-        crypto_bench::run(&keys[..SMALL.min(keys.len())], &payload, &origin)
+        if !opts.no_wait {
+            load::wait_quiet();
+        }
+        crypto_bench::run(&keys[..SMALL], &info, &small.state.config.public_url, &origin)
     };
+    drop(small);
 
     // 3. Memory flatness at 100,000 devices.
     let mut large = Vec::new();
     if !opts.quick {
-        drop(small);
         let t = Instant::now();
         let big = fixture::build(&tmp.path().join("db-100k"), &origin, &certs.ca_pem, &keys[..LARGE]);
         eprintln!("database with {LARGE} devices in {:.1} s", t.elapsed().as_secs_f64());
-        large.push(run_engine(&mut sink, &big, "h2", LARGE, "HTTP/2 100k"));
-    } else {
-        drop(small);
+        large.push(run_engine(&mut sink, &big, "h2", LARGE, &opts, "Herold HTTP/2, 100k"));
     }
     let _ = sink.finish();
 
     report::print(cores, &h2, &h1, &node, &crypto, &large, started.elapsed());
+}
+
+/// What else the machine is doing: CPU time of all processes from
+/// /proc/stat, so a run can say how much of it was someone else's.
+mod load {
+    use super::*;
+
+    /// (busy, total) CPU seconds of the whole machine since boot.
+    pub fn machine() -> (f64, f64) {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<f64> =
+            stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let total: f64 = fields.iter().take(8).sum();
+        let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
+        ((total - idle) / hz, total / hz)
+    }
+
+    /// Waits (at most 20 s) for a second in which the machine is ≥ 90 % idle:
+    /// other jobs on a 2-core machine distort every figure.
+    pub fn wait_quiet() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut said = false;
+        loop {
+            let (b0, t0) = machine();
+            std::thread::sleep(Duration::from_millis(1000));
+            let (b1, t1) = machine();
+            let busy = (b1 - b0) / (t1 - t0).max(1e-9);
+            if busy <= 0.10 {
+                return;
+            }
+            if Instant::now() > deadline {
+                eprintln!("  (the machine stayed busy — {:.0} % — measuring anyway)", busy * 100.0);
+                return;
+            }
+            if !said {
+                eprintln!("  (waiting for the machine to calm down: {:.0} % busy)", busy * 100.0);
+                said = true;
+            }
+        }
+    }
 }
 
 /// One end-to-end fan-out: engine process, post, N-th 201.
@@ -276,6 +331,8 @@ struct EngineRun {
     seconds: f64,
     cpu: f64,
     sink_cpu: f64,
+    /// CPU cores used by other processes on the machine during the run.
+    other_load: f64,
     rss_idle_kib: u64,
     hwm_kib: u64,
     delivered: i64,
@@ -288,38 +345,52 @@ impl EngineRun {
     }
 }
 
-fn run_engine(sink: &mut Proc, fx: &fixture::Fixture, alpn: &str, n: usize, label: &str) -> EngineRun {
+fn sink_cpu(sink: &mut Proc) -> f64 {
+    sink.send("cpu");
+    sink.expect("cpu ", Duration::from_secs(5)).parse().unwrap_or(0.0)
+}
+
+fn run_engine(sink: &mut Proc, fx: &fixture::Fixture, alpn: &str, n: usize, opts: &Options, label: &str) -> EngineRun {
     sink.send(&format!("alpn {alpn}"));
     sink.expect("ok", Duration::from_secs(5));
     sink.send(&format!("expect {n}"));
     sink.expect("ok", Duration::from_secs(5));
-    sink.send("cpu");
-    let sink_cpu0: f64 = sink.expect("cpu ", Duration::from_secs(5)).parse().unwrap_or(0.0);
 
     let mut engine = Proc::spawn("engine", {
         let mut c = Command::new(std::env::current_exe().expect("own path"));
         c.arg("engine").arg(&fx.url).arg(&fx.data_dir).arg(&fx.origin).arg(&fx.ca_pem);
+        if let Some(batch) = opts.batch {
+            c.arg(batch.to_string());
+        }
         c
     });
     let rss_idle_kib: u64 = engine.expect("ready ", Duration::from_secs(30)).parse().unwrap_or(0);
+    if !opts.no_wait {
+        load::wait_quiet();
+    }
+    let sink_cpu0 = sink_cpu(sink);
+    let machine0 = load::machine().0;
     let t0 = Instant::now();
     engine.send(&format!("go {} {}", fx.group_id, fx.user_id));
     let timeout = Duration::from_secs(60 + n as u64 / 200);
     let reached = sink.wait_for("reached", timeout);
     let seconds = t0.elapsed().as_secs_f64();
+    let machine1 = load::machine().0;
+    let sink_cpu1 = sink_cpu(sink);
     let message_id = engine.expect("posted ", Duration::from_secs(5));
     engine.send("stop");
     let result = engine.expect("result ", Duration::from_secs(60));
     let (code, _, _) = engine.finish();
-    sink.send("cpu");
-    let sink_cpu1: f64 = sink.expect("cpu ", Duration::from_secs(5)).parse().unwrap_or(0.0);
     let v: serde_json::Value = serde_json::from_str(&result).expect("engine result JSON");
+    let cpu = v["cpu"].as_f64().unwrap_or(0.0);
+    let sink_cpu = sink_cpu1 - sink_cpu0;
     let run = EngineRun {
         ok: reached.is_some() && code == 0,
         n,
         seconds,
-        cpu: v["cpu"].as_f64().unwrap_or(0.0),
-        sink_cpu: sink_cpu1 - sink_cpu0,
+        cpu,
+        sink_cpu,
+        other_load: ((machine1 - machine0) - cpu - sink_cpu).max(0.0) / seconds,
         rss_idle_kib,
         hwm_kib: v["hwm_kib"].as_u64().unwrap_or(0),
         delivered: v["delivered"].as_i64().unwrap_or(0),
@@ -328,16 +399,18 @@ fn run_engine(sink: &mut Proc, fx: &fixture::Fixture, alpn: &str, n: usize, labe
     *fx.last_message.lock().unwrap() = Some(message_id);
     if run.ok {
         eprintln!(
-            "{label}: {n} notifications in {:.2} s = {:.0}/s; engine CPU {:.2} s, peak RSS {} MiB; sink CPU {:.2} s",
+            "{label}: {n} in {:.2} s = {:.0}/s; engine CPU {:.2} s, peak RSS {} MiB; sink CPU {:.2} s; other load {:.2} cores",
             run.seconds,
             run.rate(),
             run.cpu,
             run.hwm_kib / 1024,
-            run.sink_cpu
+            run.sink_cpu,
+            run.other_load
         );
     } else {
         eprintln!(
-            "{label}: FAILED: the sink did not see {n} notifications within {timeout:?} (delivered {}, failed {}, engine exit {code})",
+            "{label}: FAILED: the sink did not see {n} notifications within {timeout:?} \
+             (delivered {}, failed {}, engine exit {code})",
             run.delivered, run.failed
         );
     }
@@ -520,12 +593,16 @@ mod fixture {
     }
 
     impl Fixture {
+        /// What the engine knew of the last message posted.
+        pub fn last_message_info(&self) -> herold::delivery::store::MessageInfo {
+            let id = self.last_message_id();
+            let mut conn = self.state.pool.get().expect("connection");
+            herold::delivery::store::message_info(&mut conn, &id).expect("query").expect("message")
+        }
+
         /// The plaintext the engine sent for the last message posted.
         pub fn last_payload(&self) -> Vec<u8> {
-            let id = self.last_message.lock().unwrap().clone().expect("a message was posted");
-            let mut conn = self.state.pool.get().expect("connection");
-            let info = herold::delivery::store::message_info(&mut conn, &id).expect("query").expect("message");
-            herold::delivery::message_payload(&self.state.config.public_url, &info)
+            herold::delivery::message_payload(&self.state.config.public_url, &self.last_message_info())
         }
 
         pub fn last_message_id(&self) -> String {
@@ -563,8 +640,13 @@ mod engine {
     }
 
     pub fn main(args: &[String]) {
-        let [url, data_dir, origin, ca_pem] = args else { panic!("engine <db url> <data dir> <origin> <ca pem>") };
-        let config = fixture::config(url, Path::new(data_dir), origin, Path::new(ca_pem));
+        let [url, data_dir, origin, ca_pem, rest @ ..] = args else {
+            panic!("engine <db url> <data dir> <origin> <ca pem> [batch size]")
+        };
+        let mut config = fixture::config(url, Path::new(data_dir), origin, Path::new(ca_pem));
+        if let Some(batch) = rest.first().and_then(|b| b.parse().ok()) {
+            config.delivery.batch_size = batch;
+        }
         let (delivery, workers) = (config.delivery.clone(), config.delivery_workers);
         let state = AppState::open(config, Clock::system()).expect("app state");
         let engine = Delivery::new(state.clone(), delivery).expect("engine");
@@ -799,6 +881,7 @@ mod baseline {
         pub cpu: f64,
         pub rss_kib: u64,
         pub sink_cpu: f64,
+        pub other_load: f64,
     }
 
     fn dir() -> PathBuf {
@@ -846,21 +929,33 @@ mod baseline {
         file
     }
 
-    pub fn run(sink: &mut Proc, file: &Path, ca_pem: &Path, n: usize, label: &str) -> Result<NodeRun, String> {
+    pub fn run(
+        sink: &mut Proc,
+        file: &Path,
+        ca_pem: &Path,
+        n: usize,
+        opts: &Options,
+        label: &str,
+    ) -> Result<NodeRun, String> {
         sink.send("alpn h1");
         sink.expect("ok", Duration::from_secs(5));
         sink.send(&format!("expect {n}"));
         sink.expect("ok", Duration::from_secs(5));
-        sink.send("cpu");
-        let sink_cpu0: f64 = sink.expect("cpu ", Duration::from_secs(5)).parse().unwrap_or(0.0);
+        if !opts.no_wait {
+            load::wait_quiet();
+        }
+        let sink_cpu0 = sink_cpu(sink);
+        let machine0 = load::machine().0;
+        let t0 = Instant::now();
         let mut command = Command::new("node");
         command.arg(dir().join("baseline.mjs")).arg(file).arg(n.to_string()).env("NODE_EXTRA_CA_CERTS", ca_pem);
         let mut node = Proc::spawn("node", command);
         let line = node.wait_for("{", Duration::from_secs(60 + n as u64 / 50));
         let (code, cpu, rss_kib) = node.finish();
+        let seconds = t0.elapsed().as_secs_f64();
+        let machine1 = load::machine().0;
         let _ = sink.wait_for("reached", Duration::from_secs(5));
-        sink.send("cpu");
-        let sink_cpu1: f64 = sink.expect("cpu ", Duration::from_secs(5)).parse().unwrap_or(0.0);
+        let sink_cpu = sink_cpu(sink) - sink_cpu0;
         let line = line.ok_or_else(|| format!("node printed no result (exit {code})"))?;
         let v: serde_json::Value =
             serde_json::from_str(&format!("{{{line}")).map_err(|e| format!("node's result is not JSON: {e}"))?;
@@ -868,13 +963,21 @@ mod baseline {
         if ok as usize != n {
             return Err(format!("node delivered {ok} of {n}: {}", v["first_error"]));
         }
-        let run = NodeRun { n, rate: v["rate"].as_f64().unwrap_or(0.0), cpu, rss_kib, sink_cpu: sink_cpu1 - sink_cpu0 };
+        let run = NodeRun {
+            n,
+            rate: v["rate"].as_f64().unwrap_or(0.0),
+            cpu,
+            rss_kib,
+            sink_cpu,
+            other_load: ((machine1 - machine0) - cpu - sink_cpu).max(0.0) / seconds,
+        };
         eprintln!(
-            "{label}: {n} notifications at {:.0}/s; node CPU {:.2} s, peak RSS {} MiB; sink CPU {:.2} s",
+            "{label}: {n} at {:.0}/s; node CPU {:.2} s, peak RSS {} MiB; sink CPU {:.2} s; other load {:.2} cores",
             run.rate,
             run.cpu,
             run.rss_kib / 1024,
-            run.sink_cpu
+            run.sink_cpu,
+            run.other_load
         );
         Ok(run)
     }
@@ -886,6 +989,7 @@ mod baseline {
 
 mod crypto_bench {
     use super::*;
+    use herold::delivery::store::MessageInfo;
     use herold::push::crypto;
     use herold::push::vapid::{VapidKeys, VapidSigner};
     use ring::rand::{SecureRandom, SystemRandom};
@@ -954,27 +1058,13 @@ mod crypto_bench {
         }
     }
 
-    pub fn run(keys: &[keys::DeviceKeys], payload: &[u8], origin: &str) -> Figures {
+    /// `info` is a message as the engine reads it; the payload is built from it.
+    pub fn run(keys: &[keys::DeviceKeys], info: &MessageInfo, public_url: &url::Url, origin: &str) -> Figures {
         let signer = VapidSigner::new(&VapidKeys::generate(), SUBJECT).expect("signer");
         let rng = SystemRandom::new();
         let now = herold::Clock::system().now_ms();
+        let payload = &herold::delivery::message_payload(public_url, info)[..];
         let (mut herold, mut floor, mut build) = (0f64, 0f64, 0f64);
-        let info = herold::delivery::store::MessageInfo {
-            id: "q3mB7y2vRk6t1WcZ0xYhJg".into(),
-            group_id: "d0Vn3KpL8sQe5RtYw2ZxAa".into(),
-            title: TITLE.into(),
-            body: BODY.into(),
-            url: Some("https://www.wismar.de/verkehr".into()),
-            urgency: "normal".into(),
-            ttl_seconds: herold::messages::TTL_DEFAULT,
-            publish_at: now,
-            hidden: false,
-            created_at: now,
-            group_name: "Rathaus aktuell".into(),
-            verified: false,
-            tenant: "wismar".into(),
-        };
-        let public_url = url::Url::parse("http://localhost:8080").unwrap();
         // Interleaved rounds, best of each: the machine is noisy.
         for _ in 0..3 {
             herold = herold.max(rate(1.5, |i| {
@@ -988,7 +1078,7 @@ mod crypto_bench {
                 black_box(floor_once(&rng, &k.p256dh, &k.auth, black_box(payload)));
             }));
             build = build.max(rate(0.3, |_| {
-                black_box(herold::delivery::message_payload(&public_url, black_box(&info)));
+                black_box(herold::delivery::message_payload(public_url, black_box(info)));
             }));
         }
         eprintln!(
@@ -1019,29 +1109,61 @@ mod report {
         format!("{:.0} MiB", kib as f64 / 1024.0)
     }
 
-    fn engine_row(label: &str, runs: &[EngineRun]) -> Option<(f64, EngineRun)> {
-        let ok: Vec<&EngineRun> = runs.iter().filter(|r| r.ok).collect();
-        if ok.is_empty() {
-            if !runs.is_empty() {
-                println!("{label:<38} FAILED (see above)");
-            }
+    /// One row per figure: the median run's rate, and that run's CPU and memory.
+    struct Row {
+        rate: f64,
+        cpu: f64,
+        n: usize,
+        rss_kib: u64,
+        sink_cpu: f64,
+        other_load: f64,
+        all: Vec<f64>,
+    }
+
+    fn row(label: &str, rows: Vec<Row>) -> Option<Row> {
+        if rows.is_empty() {
             return None;
         }
-        let rate = median(ok.iter().map(|r| r.rate()).collect());
-        // The run whose rate is the median speaks for CPU and memory.
-        let r =
-            ok.iter().min_by(|a, b| (a.rate() - rate).abs().partial_cmp(&(b.rate() - rate).abs()).unwrap()).unwrap();
-        let all: Vec<String> = ok.iter().map(|r| format!("{:.0}", r.rate())).collect();
+        let rate = median(rows.iter().map(|r| r.rate).collect());
+        let all: Vec<f64> = rows.iter().map(|r| r.rate).collect();
+        let mut r =
+            rows.into_iter().min_by(|a, b| (a.rate - rate).abs().partial_cmp(&(b.rate - rate).abs()).unwrap())?;
+        r.all = all;
+        let runs: Vec<String> = r.all.iter().map(|x| format!("{x:.0}")).collect();
         println!(
-            "{label:<38} {rate:>9.0} {:>8.2} {:>9.0} {:>9} {:>9} {:>8.2}   runs: {}",
+            "{label:<34} {:>8.0} {:>7.2} {:>8.0} {:>9} {:>8.2} {:>8.2}   {}",
+            r.rate,
             r.cpu,
             r.cpu * 1e6 / r.n as f64,
-            mib(r.hwm_kib),
-            mib(r.rss_idle_kib),
+            mib(r.rss_kib),
             r.sink_cpu,
-            all.join(", ")
+            r.other_load,
+            runs.join(", ")
         );
-        Some((rate, (*r).clone()))
+        Some(r)
+    }
+
+    fn engine_rows(runs: &[EngineRun]) -> Vec<Row> {
+        runs.iter()
+            .filter(|r| r.ok)
+            .map(|r| Row {
+                rate: r.rate(),
+                cpu: r.cpu,
+                n: r.n,
+                rss_kib: r.hwm_kib,
+                sink_cpu: r.sink_cpu,
+                other_load: r.other_load,
+                all: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn verdict(ok: bool) -> &'static str {
+        if ok {
+            "met"
+        } else {
+            "NOT MET"
+        }
     }
 
     pub fn print(
@@ -1056,139 +1178,80 @@ mod report {
         let date = herold::model::ts(herold::Clock::system().now_ms());
         println!();
         println!("Herold fan-out benchmark, {} on {cores} cores, took {:.0} s", &date[..10], took.as_secs_f64());
-        println!("payload {} bytes plaintext, {} bytes encrypted", crypto.payload_len, crypto.payload_len + 103);
+        println!(
+            "payload {} bytes plaintext, {} bytes encrypted; 64 requests in flight per origin",
+            crypto.payload_len,
+            crypto.payload_len + 103
+        );
         println!();
         println!(
-            "{:<38} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8}",
-            "end to end (post → last 201)", "notif/s", "CPU s", "CPU µs/n", "peak RSS", "idle RSS", "sink CPU"
+            "{:<34} {:>8} {:>7} {:>8} {:>9} {:>8} {:>8}   all runs (notif/s)",
+            "end to end (post → N-th 201)", "notif/s", "CPU s", "µs/notif", "peak RSS", "sink CPU", "other",
         );
-        let h2 = engine_row(&format!("Herold, HTTP/2, {SMALL} devices"), h2);
-        let h1 = engine_row(&format!("Herold, HTTP/1.1, {SMALL} devices"), h1);
-        let node_rate = if node.is_empty() {
-            println!("{:<38} SKIPPED (see the note above)", "Node web-push, HTTP/1.1, 64 in flight");
-            None
-        } else {
-            let rate = median(node.iter().map(|r| r.rate).collect());
-            let r =
-                node.iter().min_by(|a, b| (a.rate - rate).abs().partial_cmp(&(b.rate - rate).abs()).unwrap()).unwrap();
-            let all: Vec<String> = node.iter().map(|r| format!("{:.0}", r.rate)).collect();
-            println!(
-                "{:<38} {rate:>9.0} {:>8.2} {:>9.0} {:>9} {:>9} {:>8.2}   runs: {}",
-                format!("Node web-push, {SMALL}, 64 in flight"),
-                r.cpu,
-                r.cpu * 1e6 / r.n as f64,
-                mib(r.rss_kib),
-                "",
-                r.sink_cpu,
-                all.join(", ")
-            );
-            Some(rate)
-        };
-        let big = engine_row(&format!("Herold, HTTP/2, {LARGE} devices"), large);
-        println!("(Herold's CPU and RSS: the engine process alone, from the post; Node's: its whole process.)");
+        let h2_row = row(&format!("Herold, HTTP/2, {SMALL}"), engine_rows(h2));
+        let h1_row = row(&format!("Herold, HTTP/1.1, {SMALL}"), engine_rows(h1));
+        let node_row = row(
+            &format!("Node web-push, HTTP/1.1, {SMALL}"),
+            node.iter()
+                .map(|r| Row {
+                    rate: r.rate,
+                    cpu: r.cpu,
+                    n: r.n,
+                    rss_kib: r.rss_kib,
+                    sink_cpu: r.sink_cpu,
+                    other_load: r.other_load,
+                    all: Vec::new(),
+                })
+                .collect(),
+        );
+        if node_row.is_none() {
+            println!("{:<34} SKIPPED (see the note above)", format!("Node web-push, HTTP/1.1, {SMALL}"));
+        }
+        let big_row = row(&format!("Herold, HTTP/2, {LARGE}"), engine_rows(large));
+        for (label, runs) in [("HTTP/2", h2), ("HTTP/1.1", h1), ("HTTP/2 100k", large)] {
+            if runs.iter().any(|r| !r.ok) {
+                println!("  ({} of the {label} runs FAILED: see above)", runs.iter().filter(|r| !r.ok).count());
+            }
+        }
+        println!(
+            "CPU s, µs/notif, peak RSS: Herold's engine process alone from the post (Node: its whole process);\n\
+             sink CPU: the local push service; other: cores used by other processes on the machine meanwhile."
+        );
         println!();
-        println!("encryption alone, one thread");
-        println!("  Herold encrypt + VAPID sign          {:>9.0} /s", crypto.herold);
-        println!("  ring primitives (keygen+ECDH+HKDF+GCM) {:>7.0} /s", crypto.floor);
-        println!("  payload build (once per message)     {:>9.0} /s", crypto.payload_build);
+        println!("encryption alone, one thread, per notification");
+        println!("  Herold: crypto::encrypt + VAPID authorization   {:>8.0} /s", crypto.herold);
+        println!("  floor: ring keygen + ECDH + HKDF + AES-128-GCM  {:>8.0} /s", crypto.floor);
+        println!("  (payload JSON, built once per batch             {:>8.0} /s)", crypto.payload_build);
         println!();
         println!("ratios");
-        match (&h2, node_rate) {
-            (Some((rate, _)), Some(node)) => {
-                let x = rate / node;
-                println!("  end to end HTTP/2 ÷ Node web-push     {x:>6.1}×   target ≥ 10×  {}", verdict(x >= 10.0));
+        match (&h2_row, &node_row) {
+            (Some(h2), Some(node)) => {
+                let x = h2.rate / node.rate;
+                println!("  end to end, HTTP/2 ÷ Node web-push     {x:>6.1}×   target ≥ 10×    {}", verdict(x >= 10.0));
             }
-            _ => println!("  end to end HTTP/2 ÷ Node web-push     n/a"),
+            _ => println!("  end to end, HTTP/2 ÷ Node web-push     n/a (no baseline)"),
         }
-        if let (Some((rate, _)), Some(node)) = (&h1, node_rate) {
-            let x = rate / node;
-            println!("  end to end HTTP/1.1 ÷ Node web-push   {x:>6.1}×   target ≥ 10×  {}", verdict(x >= 10.0));
+        if let (Some(h1), Some(node)) = (&h1_row, &node_row) {
+            let x = h1.rate / node.rate;
+            println!("  end to end, HTTP/1.1 ÷ Node web-push   {x:>6.1}×   target ≥ 10×    {}", verdict(x >= 10.0));
         }
         let f = crypto.herold / crypto.floor;
-        println!("  encrypt+sign ÷ primitive floor        {f:>6.2}    target ≥ 0.75 {}", verdict(f >= 0.75));
-        match (&h2, &big) {
-            (Some((_, small)), Some((_, big))) => {
-                let x = big.hwm_kib as f64 / small.hwm_kib as f64;
+        if f.is_finite() {
+            println!("  encrypt+sign ÷ primitive floor         {f:>6.2}    target ≥ 0.75   {}", verdict(f >= 0.75));
+        }
+        match (&h2_row, &big_row) {
+            (Some(small), Some(big)) => {
+                let x = big.rss_kib as f64 / small.rss_kib as f64;
+                let idle = h2.iter().chain(large).map(|r| r.rss_idle_kib).max().unwrap_or(0);
                 println!(
-                    "  peak RSS {LARGE} ÷ {SMALL} devices     {x:>6.2}    flat ≈ 1      {} ({} vs {})",
+                    "  peak RSS, {LARGE} ÷ {SMALL} devices     {x:>6.2}    flat (≈ 1)      {} ({} vs {}; {} idle)",
                     verdict(x < 1.5),
-                    mib(big.hwm_kib),
-                    mib(small.hwm_kib)
+                    mib(big.rss_kib),
+                    mib(small.rss_kib),
+                    mib(idle)
                 );
             }
-            _ => println!("  peak RSS {LARGE} ÷ {SMALL} devices     n/a (--quick)"),
+            _ => println!("  peak RSS, {LARGE} ÷ {SMALL} devices     n/a (--quick)"),
         }
     }
-
-    fn verdict(ok: bool) -> &'static str {
-        if ok {
-            "met"
-        } else {
-            "NOT MET"
-        }
-    }
-}
-
-// TEMPEXP
-fn httponly(args: &[String]) {
-    use herold::push::sender::{PushClient, PushClientConfig, PushRequest};
-    let origin = &args[0];
-    let ca = std::fs::read(&args[1]).unwrap();
-    let n: usize = args[2].parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let client = std::sync::Arc::new(
-        PushClient::new(PushClientConfig {
-            timeout: Duration::from_secs(10),
-            per_origin_concurrency: 64,
-            extra_ca_pem: Some(ca),
-            trusted_hosts: ["localhost".to_string()].into_iter().collect(),
-        })
-        .unwrap(),
-    );
-    let keys = keys::generate(1);
-    let body = herold::push::crypto::encrypt(&keys[0].p256dh, &keys[0].auth, &[b'x'; 944]).unwrap();
-    let signer = herold::push::vapid::VapidSigner::new(&herold::push::vapid::VapidKeys::generate(), SUBJECT).unwrap();
-    let authz = signer.authorization(origin, 0).unwrap();
-    let endpoints: Vec<url::Url> = (0..n).map(|i| url::Url::parse(&format!("{origin}/push/{i}")).unwrap()).collect();
-    let endpoints = std::sync::Arc::new(endpoints);
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
-    rt.block_on(async {
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
-        let mut set = tokio::task::JoinSet::new();
-        for i in 0..n {
-            let permit = sem.clone().acquire_owned().await.unwrap();
-            let (client, endpoints, body, authz, origin) =
-                (client.clone(), endpoints.clone(), body.clone(), authz.clone(), origin.clone());
-            set.spawn(async move {
-                let o = client
-                    .send(PushRequest {
-                        endpoint: &endpoints[i],
-                        origin: &origin,
-                        body,
-                        ttl: 100,
-                        urgency: "normal",
-                        topic: Some("abcdefghijklmnopqrstuvwxyz012345"),
-                        authorization: &authz,
-                    })
-                    .await;
-                drop(permit);
-                o
-            });
-        }
-        let mut ok = 0;
-        while let Some(r) = set.join_next().await {
-            if r.unwrap() == herold::push::sender::Outcome::Delivered {
-                ok += 1;
-            }
-        }
-        eprintln!("ok {ok}");
-    });
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    eprintln!(
-        "httponly: {n} in {secs:.2}s = {:.0}/s, CPU {cpu:.2}s = {:.1} µs/req",
-        n as f64 / secs,
-        cpu * 1e6 / n as f64
-    );
 }

@@ -99,6 +99,12 @@ pub fn topic(message_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(message_id.as_bytes()))[..32].to_owned()
 }
 
+/// What the requests of one batch have in common.
+struct Shared {
+    plaintext: Vec<u8>,
+    topic: String,
+}
+
 fn origin_of(url: &url::Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -259,12 +265,18 @@ impl Delivery {
     async fn send_all(self: &Arc<Self>, message: &Arc<MessageInfo>, targets: Vec<Target>) -> Vec<Outcome> {
         let mut set = JoinSet::new();
         let count = targets.len();
+        // The plaintext and the topic are the same for every device: made once.
+        let shared = Arc::new(Shared {
+            plaintext: message_payload(&self.state.config.public_url, message),
+            topic: topic(&message.id),
+        });
         for (index, target) in targets.into_iter().enumerate() {
             let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
             let engine = self.clone();
             let message = message.clone();
+            let shared = shared.clone();
             set.spawn(async move {
-                let outcome = engine.send_one(&message, &target).await;
+                let outcome = engine.send_one(&message, &shared, &target).await;
                 drop(permit);
                 (index, outcome)
             });
@@ -281,7 +293,7 @@ impl Delivery {
             .collect()
     }
 
-    async fn send_one(&self, message: &MessageInfo, target: &Target) -> Outcome {
+    async fn send_one(&self, message: &MessageInfo, shared: &Shared, target: &Target) -> Outcome {
         // The allowlist is enforced again at send time: a list changed since
         // the device registered, or a row written by hand, must not slip through.
         let endpoint = match self.state.allowlist.check(&target.endpoint) {
@@ -299,8 +311,7 @@ impl Delivery {
         else {
             return Outcome::Rejected("stored keys are not base64url".into());
         };
-        let plaintext = message_payload(&self.state.config.public_url, message);
-        let body = match crypto::encrypt(&p256dh, &auth, &plaintext) {
+        let body = match crypto::encrypt(&p256dh, &auth, &shared.plaintext) {
             Ok(body) => body,
             Err(e) => return Outcome::Rejected(e.to_string()),
         };
@@ -310,7 +321,6 @@ impl Delivery {
         };
         // TTL counts from now: what is left of the message's lifetime.
         let remaining = (message.publish_at + message.ttl_seconds as i64 * 1000 - now) / 1000;
-        let topic = topic(&message.id);
         let outcome = self
             .client
             .send(PushRequest {
@@ -319,7 +329,7 @@ impl Delivery {
                 body,
                 ttl: remaining.clamp(0, u32::MAX as i64) as u32,
                 urgency: &message.urgency,
-                topic: Some(&topic),
+                topic: Some(&shared.topic),
                 authorization: &authorization,
             })
             .await;
