@@ -33,6 +33,18 @@ macro_rules! text_enum {
                 })
             }
 
+            /// Reads an optional filter such as `?status=`: blank is none,
+            /// an unknown value a 422 naming `field`.
+            pub fn parse_filter(field: &'static str, text: Option<&str>) -> Result<Option<Self>, ApiError> {
+                text.filter(|t| !t.is_empty())
+                    .map(|t| {
+                        Self::parse(t).ok_or_else(|| {
+                            ApiError::invalid(field, format!("{field} must be one of {}", Self::names()))
+                        })
+                    })
+                    .transpose()
+            }
+
             pub fn names() -> String {
                 Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
             }

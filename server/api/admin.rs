@@ -40,15 +40,7 @@ pub async fn organizations(
     query: web::Query<OrgListQuery>,
 ) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
-    let status = query
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            OrgStatus::parse(s)
-                .ok_or_else(|| ApiError::invalid("status", format!("status must be one of {}", OrgStatus::names())))
-        })
-        .transpose()?;
+    let status = OrgStatus::parse_filter("status", query.status.as_deref())?;
     let page = crate::model::PageQuery { cursor: query.cursor, limit: query.limit };
     let list = state.tx(move |c| orgs::list_for_admin(c, &user.id, &slug, status, &page)).await?;
     Ok(HttpResponse::Ok().json(list))

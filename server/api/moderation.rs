@@ -153,11 +153,7 @@ pub async fn reports(
     query: web::Query<ReportListQuery>,
 ) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
-        None => ReportStatus::Open,
-        Some(s) => ReportStatus::parse(s)
-            .ok_or_else(|| ApiError::invalid("status", format!("status must be one of {}", ReportStatus::names())))?,
-    };
+    let status = ReportStatus::parse_filter("status", query.status.as_deref())?.unwrap_or(ReportStatus::Open);
     let page = PageQuery { cursor: query.cursor, limit: query.limit };
     let list = state.tx(move |c| moderation::queue(c, &user.id, &slug, status, &page)).await?;
     Ok(HttpResponse::Ok().json(list))
