@@ -67,15 +67,12 @@ impl Backend {
             Backend::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg),
             Backend::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)?;
-                // WAL lets readers run beside the one writer; busy_timeout makes
-                // a second writer wait instead of failing with SQLITE_BUSY;
-                // foreign keys are off by default in SQLite. busy_timeout comes
-                // first: on a fresh file the pool opens several connections at
-                // once and switching to WAL takes an exclusive lock, so the
-                // others must wait for it, not fail with "database is locked".
+                // busy_timeout makes a second writer wait instead of failing
+                // with SQLITE_BUSY; foreign keys are off by default in SQLite.
+                // The file was switched to WAL by `pool` before any of these
+                // connections opened (the mode is stored in the file).
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 // SQLite's own lower() folds ASCII only; the directory search
@@ -118,6 +115,15 @@ pub fn pool(backend: &Backend, max_size: Option<u32>) -> Result<Pool, String> {
                 std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
         }
+    }
+    if let Backend::Sqlite(path) = backend {
+        // WAL lets readers run beside the one writer. Switching a fresh file
+        // to WAL takes an exclusive lock that SQLite does not always wait for,
+        // so it happens once here, before the pool opens its connections side
+        // by side (they failed with "database is locked" when each tried it).
+        let mut conn = SqliteConnection::establish(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")
+            .map_err(|e| format!("cannot switch {path} to WAL: {e}"))?;
     }
     let size = max_size.unwrap_or(if backend.is_postgres() { 16 } else { 8 });
     r2d2::Pool::builder()
