@@ -39,6 +39,7 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(errors::path_error))
         .app_data(web::QueryConfig::default().error_handler(errors::query_error))
         .configure(api::routes)
+        .configure(crate::web::routes)
         .default_service(web::to(errors::not_found))
         .wrap(from_fn(errors::refuse_nul_in_path))
         .wrap(ErrorHandlers::new().default_handler(errors::jsonify))

@@ -1,5 +1,6 @@
 //! The `herold` command line: serve (default), migrate, tenant and admin
-//! creation, VAPID key display. Errors print one line and exit non-zero.
+//! creation, VAPID key display, SQLite backup. Errors print one line and
+//! exit non-zero.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -44,6 +45,12 @@ pub enum Command {
     Vapid {
         #[command(subcommand)]
         command: VapidCommand,
+    },
+    /// Write a consistent copy of the SQLite database to FILE while the
+    /// server runs (PostgreSQL: use pg_dump). FILE must not exist.
+    Backup {
+        /// Where the copy goes, e.g. /var/backups/herold/herold-2026-11-26.db
+        file: PathBuf,
     },
 }
 
@@ -178,10 +185,52 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { file } => backup(cli, file),
         Command::Vapid { command: VapidCommand::Show } => {
             let state = open(cli)?;
             println!("{}", state.keys.vapid.public_key());
             Ok(())
         }
     }
+}
+
+/// `herold backup FILE`: SQLite's `VACUUM INTO` on a live database. The
+/// database is opened as it is (no migrations: a backup copies, it does not
+/// change anything).
+fn backup(cli: &Cli, file: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let db::Backend::Sqlite(source) = &config.backend else {
+        bail!(
+            "backup: DATABASE_URL is PostgreSQL, which has its own online backup: \
+             pg_dump -Fc --file={} \"$DATABASE_URL\" (restore with pg_restore; see deploy/README.md)",
+            file.display()
+        );
+    };
+    if !std::path::Path::new(source).is_file() {
+        bail!("backup: there is no database at {source}");
+    }
+    // Absolute: SQLite would read a name starting with `file:` as a URI.
+    let target = std::path::absolute(file).with_context(|| format!("backup: {}", file.display()))?;
+    let target_text = target.to_str().ok_or_else(|| anyhow!("backup: {} is not valid UTF-8", target.display()))?;
+    // Created empty first: refuses an existing file without a race, and the
+    // copy (keys, push endpoints) is readable by its owner only.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&target).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow!("backup: {} exists already; choose a new file", target.display()),
+        _ => anyhow!("backup: cannot create {}: {e}", target.display()),
+    })?;
+    let copied =
+        config.backend.connect().map_err(|e| anyhow!("backup: cannot open {source}: {e}")).and_then(|mut conn| {
+            db::dialect::backup_sqlite_into(&mut conn, target_text).map_err(|e| anyhow!("backup: {e}"))
+        });
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&target);
+        return Err(e);
+    }
+    let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+    println!("backed up {source} to {} ({size} bytes)", target.display());
+    Ok(())
 }

@@ -34,6 +34,7 @@ struct RawConfig {
     delivery_batch_size: i64,
     delivery_lease_secs: i64,
     delivery_workers: usize,
+    delivery_poll_secs: u64,
     device_retention_days: i64,
     rate_limit_login: String,
     rate_limit_register: String,
@@ -43,6 +44,8 @@ struct RawConfig {
     trusted_proxies: String,
     login_lockout_failures: u32,
     login_lockout_minutes: i64,
+    shutdown_grace_secs: u64,
+    shutdown_timeout_secs: u64,
 }
 
 impl Default for RawConfig {
@@ -64,6 +67,7 @@ impl Default for RawConfig {
             delivery_batch_size: 500,
             delivery_lease_secs: 60,
             delivery_workers: 2,
+            delivery_poll_secs: 1,
             device_retention_days: 60,
             rate_limit_login: "10/minute".into(),
             rate_limit_register: "5/hour".into(),
@@ -73,6 +77,8 @@ impl Default for RawConfig {
             trusted_proxies: String::new(),
             login_lockout_failures: 10,
             login_lockout_minutes: 15,
+            shutdown_grace_secs: 5,
+            shutdown_timeout_secs: 30,
         }
     }
 }
@@ -92,10 +98,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub access_log: bool,
     pub delivery: DeliveryConfig,
-    /// Delivery workers per process (each walks one batch at a time).
+    /// Delivery workers per process (each walks one batch at a time); 0
+    /// serves HTTP only and leaves delivery to other instances.
     pub delivery_workers: usize,
     /// Rate limits per client address, trusted proxies, login lock-out.
     pub limits: LimitsConfig,
+    /// How long `/readyz` answers 503 "draining" after SIGTERM while the
+    /// server still serves, so load balancers take the instance out first.
+    pub shutdown_grace: std::time::Duration,
+    /// The bound on the whole stop after SIGTERM (grace included).
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// An error that names the setting at fault.
@@ -200,7 +212,20 @@ impl Config {
         positive("HEROLD_PUSH_MAX_ATTEMPTS", raw.push_max_attempts as i64, 100)?;
         positive("HEROLD_DELIVERY_BATCH_SIZE", raw.delivery_batch_size, 100_000)?;
         positive("HEROLD_DELIVERY_LEASE_SECS", raw.delivery_lease_secs, 86_400)?;
-        positive("HEROLD_DELIVERY_WORKERS", raw.delivery_workers as i64, 256)?;
+        if raw.delivery_workers > 256 {
+            return Err(bad("HEROLD_DELIVERY_WORKERS", "must be between 0 (HTTP only) and 256"));
+        }
+        positive("HEROLD_DELIVERY_POLL_SECS", raw.delivery_poll_secs as i64, 3600)?;
+        positive("HEROLD_SHUTDOWN_TIMEOUT_SECS", raw.shutdown_timeout_secs as i64, 3600)?;
+        if raw.shutdown_grace_secs >= raw.shutdown_timeout_secs {
+            return Err(bad(
+                "HEROLD_SHUTDOWN_GRACE_SECS",
+                format!(
+                    "{} must be less than HEROLD_SHUTDOWN_TIMEOUT_SECS ({}), which bounds the whole stop",
+                    raw.shutdown_grace_secs, raw.shutdown_timeout_secs
+                ),
+            ));
+        }
         positive("HEROLD_DEVICE_RETENTION_DAYS", raw.device_retention_days, 3650)?;
         let delivery = DeliveryConfig {
             batch_size: raw.delivery_batch_size,
@@ -209,7 +234,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(raw.push_timeout_secs),
             lease_ms: raw.delivery_lease_secs * 1000,
             max_attempts: raw.push_max_attempts,
-            poll_interval: std::time::Duration::from_secs(1),
+            poll_interval: std::time::Duration::from_secs(raw.delivery_poll_secs),
             device_retention_ms: raw.device_retention_days * 24 * 3600 * 1000,
         };
         tracing_subscriber::EnvFilter::try_new(&raw.log)
@@ -228,6 +253,8 @@ impl Config {
             delivery,
             delivery_workers: raw.delivery_workers,
             limits,
+            shutdown_grace: std::time::Duration::from_secs(raw.shutdown_grace_secs),
+            shutdown_timeout: std::time::Duration::from_secs(raw.shutdown_timeout_secs),
         })
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, user_actor};
 use crate::auth::secrets::new_id;
-use crate::db::schema::{broadcast_groups, organizations, subscriptions, tenants};
+use crate::db::schema::{broadcast_groups, organizations, subscriber_counts, subscriptions, tenants};
 use crate::db::{lower, DbConn};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{encode_cursor, ts, Category, GroupStatus, OrgStatus, Page, PageQuery, Role};
@@ -331,4 +331,48 @@ pub fn of_org(conn: &mut DbConn, actor: &str, org_id: &str) -> ApiResult<Vec<Gro
         .order(broadcast_groups::created_at.asc())
         .load(conn)?;
     views(conn, rows)
+}
+
+/// One day of a group's subscriber count (UTC).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubscriberDay {
+    /// `YYYY-MM-DD`
+    pub day: String,
+    pub subscribers: i64,
+}
+
+/// How many devices followed the group on each of the last 30 days, oldest
+/// first, today's figure live. Aggregates only; for the group's organization
+/// and the town's city admin.
+pub fn subscriber_history(conn: &mut DbConn, actor: &str, id: &str, now: i64) -> ApiResult<Vec<SubscriberDay>> {
+    let group = by_id(conn, id)?;
+    let allowed = orgs::role_of(conn, actor, &group.organization_id)?.is_some()
+        || orgs::is_city_admin(conn, actor, &group.tenant_id)?;
+    if !allowed || group.status()? == GroupStatus::System {
+        return Err(ApiError::NotFound("group"));
+    }
+    let today = crate::model::day(now);
+    let since = crate::model::day(now - 29 * 24 * 3600 * 1000);
+    let mut days: Vec<SubscriberDay> = subscriber_counts::table
+        .filter(subscriber_counts::group_id.eq(id))
+        .filter(subscriber_counts::day.ge(&since))
+        .filter(subscriber_counts::day.lt(&today))
+        .order(subscriber_counts::day.asc())
+        .select((subscriber_counts::day, subscriber_counts::subscribers))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .map(|(day, subscribers)| SubscriberDay { day, subscribers })
+        .collect();
+    let live: i64 = subscriptions::table.filter(subscriptions::group_id.eq(id)).select(count_star()).first(conn)?;
+    days.push(SubscriberDay { day: today, subscribers: live });
+    Ok(days)
+}
+
+/// The link a poster's QR code carries: the group's page in the PWA.
+pub fn poster_link(conn: &mut DbConn, public_url: &url::Url, id: &str) -> ApiResult<String> {
+    let group = by_id(conn, id)?;
+    if group.status()? == GroupStatus::System {
+        return Err(ApiError::NotFound("group"));
+    }
+    Ok(format!("{}/g/{}", public_url.as_str().trim_end_matches('/'), group.id))
 }

@@ -20,12 +20,14 @@ pub mod messages;
 pub mod metrics;
 pub mod model;
 pub mod moderation;
+pub mod notices;
 pub mod orgs;
 pub mod push;
 pub mod state;
 pub mod tenants;
 pub mod tokens;
 pub mod validate;
+pub mod web;
 
 pub use app::app;
 pub use config::Config;

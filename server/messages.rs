@@ -256,6 +256,11 @@ pub fn store(
             fanout_jobs::scope.eq(kind.scope()),
         ))
         .execute(conn)?;
+    // Wakes the workers of every instance on commit (a scheduled message is
+    // found by their poll when it comes due).
+    if publish_at <= now {
+        crate::db::dialect::notify_delivery(conn)?;
+    }
     Ok(id)
 }
 

@@ -159,6 +159,11 @@ pub fn ts(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The UTC day of a time, as `YYYY-MM-DD`.
+pub fn day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
+}
+
 /// Reads an RFC 3339 time with any offset into UTC milliseconds.
 pub fn parse_ts(field: &'static str, value: &str) -> Result<i64, ApiError> {
     chrono::DateTime::parse_from_rfc3339(value.trim()).map(|t| t.timestamp_millis()).map_err(|_| {

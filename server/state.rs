@@ -1,7 +1,7 @@
 //! What every handler is handed: configuration, the pool, the installation's
 //! keys and the clock. Nothing global: a test can build two apps side by side.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use diesel::prelude::*;
@@ -63,6 +63,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Per-address request rates, in memory only.
     pub limits: Arc<crate::limits::RateLimits>,
+    /// Set on SIGTERM: `/readyz` answers 503 so load balancers stop routing
+    /// here while the server still serves for the grace period.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -84,11 +87,21 @@ impl AppState {
             wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             limits: Arc::new(limits),
+            draining: Arc::new(AtomicBool::new(false)),
         })
     }
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Marks this instance as shutting down (see `draining`).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// Runs blocking database work on the blocking pool, in one transaction

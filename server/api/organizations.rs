@@ -35,7 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/groups/{id}", web::patch().to(update_group))
         .route("/groups/{id}", web::delete().to(archive_group))
         .route("/groups/{id}/messages", web::post().to(post_message))
-        .route("/messages/{id}/stats", web::get().to(message_stats));
+        .route("/messages/{id}/stats", web::get().to(message_stats))
+        .route("/groups/{id}/subscriber-history", web::get().to(subscriber_history));
 }
 
 /// Hashes a password on the blocking pool (argon2id is slow on purpose).
@@ -450,4 +451,19 @@ pub async fn message_stats(
     let now = state.now_ms();
     let stats = state.tx(move |c| messages::stats(c, &user.id, &id, now)).await?;
     Ok(HttpResponse::Ok().json(stats))
+}
+
+/// The group's subscriber count per day over the last 30 days (aggregate only).
+#[utoipa::path(get, path = "/api/v1/groups/{id}/subscriber-history", tag = "organizations",
+    params(("id" = String, Path)), security(("jwt" = [])),
+    responses((status = 200, body = Page<groups::SubscriberDay>, description = "`next` is always null"),
+              (status = 401), (status = 404)))]
+pub async fn subscriber_history(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let now = state.now_ms();
+    let items = state.tx(move |c| groups::subscriber_history(c, &user.id, &id, now)).await?;
+    Ok(HttpResponse::Ok().json(Page { items, next: None }))
 }

@@ -18,7 +18,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/groups/{id}", web::get().to(group))
         .route("/groups/{id}/messages", web::get().to(group_messages))
         .route("/messages/{id}", web::get().to(message))
-        .route("/push/vapid-public-key", web::get().to(vapid_public_key));
+        .route("/push/vapid-public-key", web::get().to(vapid_public_key))
+        .route("/groups/{id}/qr.svg", web::get().to(group_qr));
 }
 
 /// The towns on this installation.
@@ -104,4 +105,27 @@ pub struct VapidKey {
     responses((status = 200, body = VapidKey)))]
 pub async fn vapid_public_key(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(VapidKey { public_key: state.keys.vapid.public_key().to_owned() })
+}
+
+/// A QR code (SVG) of the group's link `/g/{id}`, for the poster a shop
+/// prints for its window.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/qr.svg", tag = "public",
+    params(("id" = String, Path)),
+    responses((status = 200, content_type = "image/svg+xml"), (status = 404)))]
+pub async fn group_qr(state: web::Data<AppState>, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let public_url = state.config.public_url.clone();
+    let link = state.tx(move |c| groups::poster_link(c, &public_url, &id)).await?;
+    let code = qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| crate::error::ApiError::Internal(format!("QR code: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .quiet_zone(true)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(svg))
 }

@@ -10,6 +10,7 @@ use crate::groups::GroupView;
 use crate::limits::{Devices, Limited};
 use crate::messages::{self, MessageView};
 use crate::model::{Page, PageQuery};
+use crate::notices::{self, TestRequest};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -19,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/devices/me/subscriptions", web::get().to(list_subscriptions))
         .route("/devices/me/subscriptions/{group_id}", web::put().to(subscribe))
         .route("/devices/me/subscriptions/{group_id}", web::delete().to(unsubscribe))
-        .route("/devices/me/inbox", web::get().to(inbox));
+        .route("/devices/me/inbox", web::get().to(inbox))
+        .route("/devices/me/test-notification", web::post().to(test_notification));
 }
 
 /// Registers a browser's push subscription; returns the device token once.
@@ -108,4 +110,22 @@ pub async fn inbox(
     let now = state.now_ms();
     let page = state.tx(move |c| messages::inbox(c, &device.id, &page, now)).await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// Sends this device a test notification (replacing one not yet sent): the
+/// resident's check that notifications reach the phone.
+#[utoipa::path(post, path = "/api/v1/devices/me/test-notification", tag = "residents",
+    request_body = TestRequest, security(("device" = [])),
+    responses((status = 202, description = "queued; the delivery workers send it at once"), (status = 401)))]
+pub async fn test_notification(
+    state: web::Data<AppState>,
+    device: CurrentDevice,
+    body: Option<web::Json<TestRequest>>,
+) -> ApiResult<HttpResponse> {
+    let now = state.now_ms();
+    let lang = body.and_then(|b| b.into_inner().lang);
+    let public_url = state.config.public_url.clone();
+    state.tx(move |c| notices::enqueue_test(c, &public_url, &device.id, lang.as_deref(), now)).await?;
+    state.wake.notify_one();
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "queued" })))
 }

@@ -18,8 +18,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve: the database answers.
+/// Ready to serve: not shutting down, and the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    // Checked first: a draining instance must leave the rotation even while
+    // its database is fine (it keeps serving until the grace period ends).
+    if state.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }));
+    }
     let pool = state.pool.clone();
     let db_ok = web::block(move || pool.get().map(|mut c| c.batch_execute("SELECT 1").is_ok()).unwrap_or(false))
         .await

@@ -143,3 +143,79 @@ pub fn select_due_retries(conn: &mut DbConn, now: i64, limit: i64) -> QueryResul
         DbConn::Sqlite(c) => due!().load(c),
     }
 }
+
+/// Ids of up to `limit` due device notices nobody holds (`SKIP LOCKED` as above).
+pub fn select_due_notices(conn: &mut DbConn, now: i64, limit: i64) -> QueryResult<Vec<String>> {
+    use super::schema::device_notices as n;
+    macro_rules! due {
+        () => {
+            n::table
+                .filter(n::next_at.le(now))
+                .filter(n::leased_until.is_null().or(n::leased_until.lt(now)))
+                .order((n::next_at.asc(), n::id.asc()))
+                .select(n::id)
+                .limit(limit)
+        };
+    }
+    match conn {
+        DbConn::Pg(c) => due!().for_update().skip_locked().load(c),
+        DbConn::Sqlite(c) => due!().load(c),
+    }
+}
+
+/// Tells the `LISTEN`ing delivery engines of every instance that work is
+/// due. On PostgreSQL a `NOTIFY` inside the caller's transaction: sent on
+/// commit, dropped on rollback, and several in one transaction folded into
+/// one. SQLite serves one instance per file, whose local wake-up suffices.
+pub fn notify_delivery(conn: &mut DbConn) -> QueryResult<()> {
+    match conn {
+        DbConn::Pg(c) => c.batch_execute("NOTIFY herold_jobs"),
+        DbConn::Sqlite(_) => Ok(()),
+    }
+}
+
+/// A dedicated PostgreSQL connection (not from the pool) that `LISTEN`s for
+/// [`notify_delivery`].
+pub struct JobListener {
+    conn: PgConnection,
+}
+
+impl JobListener {
+    /// `Ok(None)` on SQLite: nothing to listen to.
+    pub fn connect(backend: &super::Backend) -> ConnectionResult<Option<JobListener>> {
+        let super::Backend::Postgres(url) = backend else { return Ok(None) };
+        let mut conn = PgConnection::establish(url)?;
+        conn.batch_execute("LISTEN herold_jobs").map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        Ok(Some(JobListener { conn }))
+    }
+
+    /// Takes the notifications received so far, without waiting; returns
+    /// how many. An error means the connection is gone.
+    pub fn take(&mut self) -> QueryResult<usize> {
+        let mut count = 0;
+        for notification in self.conn.notifications_iter() {
+            notification?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// A round trip: finds a connection that died silently.
+    pub fn check(&mut self) -> QueryResult<()> {
+        self.conn.batch_execute("SELECT 1")
+    }
+}
+
+/// Writes a consistent copy of a SQLite database into `file` (absolute, and
+/// empty or absent) while the server keeps reading and writing: `VACUUM
+/// INTO` reads one snapshot. The name is a bound parameter, never spliced
+/// into the SQL. PostgreSQL has `pg_dump` for this: `Ok(false)`.
+pub fn backup_sqlite_into(conn: &mut DbConn, file: &str) -> QueryResult<bool> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            diesel::sql_query("VACUUM INTO ?").bind::<diesel::sql_types::Text, _>(file).execute(c)?;
+            Ok(true)
+        }
+        DbConn::Pg(_) => Ok(false),
+    }
+}

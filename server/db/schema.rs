@@ -206,6 +206,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    device_notices (id) {
+        id -> Text,
+        device_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        urgency -> Text,
+        expires_at -> BigInt,
+        attempts -> Integer,
+        next_at -> BigInt,
+        leased_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    subscriber_counts (group_id, day) {
+        group_id -> Text,
+        day -> Text,
+        subscribers -> BigInt,
+    }
+}
+
 diesel::joinable!(organizations -> tenants (tenant_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -222,6 +245,8 @@ diesel::joinable!(api_tokens -> organizations (organization_id));
 diesel::joinable!(api_tokens -> broadcast_groups (group_id));
 diesel::joinable!(reports -> messages (message_id));
 diesel::joinable!(delivery_retries -> devices (device_id));
+diesel::joinable!(device_notices -> devices (device_id));
+diesel::joinable!(subscriber_counts -> broadcast_groups (group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -240,4 +265,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_retries,
     api_tokens,
     server_secrets,
+    device_notices,
+    subscriber_counts,
 );

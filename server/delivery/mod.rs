@@ -4,13 +4,18 @@
 //! cursor advances only after a batch is recorded, so a crash re-sends at
 //! most the batch in flight (the notification `tag` hides the duplicate).
 //! No database connection is held while requests are in flight.
+//!
+//! Workers wake on new work (locally, and on PostgreSQL from every instance
+//! through `LISTEN/NOTIFY`) and poll as the fallback. A stop finishes the
+//! batches in flight, or at its bound cuts them off and gives their leases
+//! back ([`DeliveryHandle::shutdown_by`]).
 
 pub mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -25,7 +30,7 @@ use crate::push::payload::{self, Notification};
 use crate::push::sender::{Outcome, PushClient, PushClientConfig, PushRequest};
 use crate::push::vapid::VapidSigner;
 use crate::state::AppState;
-use store::{BatchResult, ClaimedJob, ClaimedRetry, MessageInfo, Target};
+use store::{BatchResult, ClaimedJob, ClaimedNotice, ClaimedRetry, MessageInfo, NoticeResult, Target};
 
 /// Tunables of the engine (from the configuration).
 #[derive(Debug, Clone)]
@@ -109,6 +114,23 @@ fn origin_of(url: &url::Url) -> String {
     url.origin().ascii_serialization()
 }
 
+/// Work this engine has claimed and not yet recorded, with the lease expiry
+/// it wrote: what an abandoned stop gives back ([`DeliveryHandle::shutdown_by`]).
+/// Updated inside the blocking database tasks, so a claim that committed is
+/// known even when the worker awaiting it was cancelled.
+#[derive(Default)]
+struct Held {
+    jobs: HashMap<String, i64>,
+    retries: HashMap<String, i64>,
+    notices: HashMap<String, i64>,
+}
+
+type HeldWork = Arc<Mutex<Held>>;
+
+fn held(work: &HeldWork) -> std::sync::MutexGuard<'_, Held> {
+    work.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One engine per process; any number of processes may share a database.
 pub struct Delivery {
     state: AppState,
@@ -119,6 +141,7 @@ pub struct Delivery {
     /// Origins that answered 429 with `Retry-After`: no requests until then.
     paused: Mutex<HashMap<String, i64>>,
     stop: AtomicBool,
+    held: HeldWork,
 }
 
 impl Delivery {
@@ -150,6 +173,7 @@ impl Delivery {
             config,
             paused: Default::default(),
             stop: AtomicBool::new(false),
+            held: Default::default(),
         }))
     }
 
@@ -170,17 +194,43 @@ impl Delivery {
     /// Returns whether there was any.
     pub async fn step(self: &Arc<Self>) -> Result<bool, String> {
         let now = self.state.now_ms();
-        let lease = self.config.lease_ms;
-        if let Some(job) = Self::db(&self.state.pool, move |c| store::claim_job(c, now, lease)).await? {
+        let (lease, until) = (self.config.lease_ms, now + self.config.lease_ms);
+        let work = self.held.clone();
+        let job = Self::db(&self.state.pool, move |c| {
+            let job = store::claim_job(c, now, lease)?;
+            if let Some(job) = &job {
+                held(&work).jobs.insert(job.job_id.clone(), until);
+            }
+            Ok(job)
+        })
+        .await?;
+        if let Some(job) = job {
             self.run_job_batch(job).await?;
             return Ok(true);
         }
         let limit = self.config.batch_size;
-        let retries = Self::db(&self.state.pool, move |c| store::claim_retries(c, now, lease, limit)).await?;
-        if retries.is_empty() {
+        let work = self.held.clone();
+        let retries = Self::db(&self.state.pool, move |c| {
+            let retries = store::claim_retries(c, now, lease, limit)?;
+            held(&work).retries.extend(retries.iter().map(|r| (r.retry_id.clone(), until)));
+            Ok(retries)
+        })
+        .await?;
+        if !retries.is_empty() {
+            self.run_retries(retries).await?;
+            return Ok(true);
+        }
+        let work = self.held.clone();
+        let notices = Self::db(&self.state.pool, move |c| {
+            let notices = store::claim_notices(c, now, lease, limit)?;
+            held(&work).notices.extend(notices.iter().map(|n| (n.notice_id.clone(), until)));
+            Ok(notices)
+        })
+        .await?;
+        if notices.is_empty() {
             return Ok(false);
         }
-        self.run_retries(retries).await?;
+        self.run_notices(notices).await?;
         Ok(true)
     }
 
@@ -214,9 +264,11 @@ impl Delivery {
         for (target, outcome) in targets.iter().zip(outcomes) {
             self.apply(&message, &target.device_id, 0, None, outcome, now, &mut result);
         }
-        let (message_id, job_id) = (message.id.clone(), job.job_id.clone());
+        let (message_id, job_id, work) = (message.id.clone(), job.job_id.clone(), self.held.clone());
         Self::db(&self.state.pool, move |c| {
-            store::record(c, &message_id, &result, Some((&job_id, new_cursor.as_deref(), done)), now)
+            store::record(c, &message_id, &result, Some((&job_id, new_cursor.as_deref(), done)), now)?;
+            held(&work).jobs.remove(&job_id);
+            Ok(())
         })
         .await?;
         if done {
@@ -230,8 +282,15 @@ impl Delivery {
         let lease = self.config.lease_ms;
         loop {
             tokio::time::sleep(Duration::from_millis((lease / 3).max(100) as u64)).await;
-            let (id, until) = (job_id.clone(), self.state.now_ms() + lease);
-            if let Err(e) = Self::db(&self.state.pool, move |c| store::renew_lease(c, &id, until)).await {
+            let (id, until, work) = (job_id.clone(), self.state.now_ms() + lease, self.held.clone());
+            let renewed = Self::db(&self.state.pool, move |c| {
+                store::renew_lease(c, &id, until)?;
+                if let Some(held_until) = held(&work).jobs.get_mut(&id) {
+                    *held_until = until;
+                }
+                Ok(())
+            });
+            if let Err(e) = renewed.await {
                 tracing::warn!(error = %e, "could not renew a fan-out lease");
             }
         }
@@ -254,8 +313,17 @@ impl Delivery {
             for ((target, retry_id, attempts), outcome) in items.iter().zip(outcomes) {
                 self.apply(&message, &target.device_id, *attempts, Some(retry_id), outcome, now, &mut result);
             }
-            let message_id = message.id.clone();
-            Self::db(&self.state.pool, move |c| store::record(c, &message_id, &result, None, now)).await?;
+            let (message_id, work) = (message.id.clone(), self.held.clone());
+            let retry_ids: Vec<String> = items.iter().map(|(_, id, _)| id.clone()).collect();
+            Self::db(&self.state.pool, move |c| {
+                store::record(c, &message_id, &result, None, now)?;
+                let mut held = held(&work);
+                for id in &retry_ids {
+                    held.retries.remove(id);
+                }
+                Ok(())
+            })
+            .await?;
         }
         Ok(())
     }
@@ -294,6 +362,21 @@ impl Delivery {
     }
 
     async fn send_one(&self, message: &MessageInfo, shared: &Shared, target: &Target) -> Outcome {
+        // TTL counts from now: what is left of the message's lifetime.
+        let expires = message.publish_at + message.ttl_seconds as i64 * 1000;
+        self.push(target, &shared.plaintext, expires, &message.urgency, Some(&shared.topic)).await
+    }
+
+    /// Encrypts `plaintext` for one device and sends it, VAPID-signed, with
+    /// the lifetime left until `expires_at`.
+    async fn push(
+        &self,
+        target: &Target,
+        plaintext: &[u8],
+        expires_at: i64,
+        urgency: &str,
+        topic: Option<&str>,
+    ) -> Outcome {
         // The allowlist is enforced again at send time: a list changed since
         // the device registered, or a row written by hand, must not slip through.
         let endpoint = match self.state.allowlist.check(&target.endpoint) {
@@ -311,7 +394,7 @@ impl Delivery {
         else {
             return Outcome::Rejected("stored keys are not base64url".into());
         };
-        let body = match crypto::encrypt(&p256dh, &auth, &shared.plaintext) {
+        let body = match crypto::encrypt(&p256dh, &auth, plaintext) {
             Ok(body) => body,
             Err(e) => return Outcome::Rejected(e.to_string()),
         };
@@ -319,8 +402,7 @@ impl Delivery {
             Ok(value) => value,
             Err(e) => return Outcome::Retry { reason: e, retry_after: None },
         };
-        // TTL counts from now: what is left of the message's lifetime.
-        let remaining = (message.publish_at + message.ttl_seconds as i64 * 1000 - now) / 1000;
+        let remaining = (expires_at - now) / 1000;
         let outcome = self
             .client
             .send(PushRequest {
@@ -328,8 +410,8 @@ impl Delivery {
                 origin: &origin,
                 body,
                 ttl: remaining.clamp(0, u32::MAX as i64) as u32,
-                urgency: &message.urgency,
-                topic: Some(&shared.topic),
+                urgency,
+                topic,
                 authorization: &authorization,
             })
             .await;
@@ -340,6 +422,68 @@ impl Delivery {
         let host = endpoint.host_str().unwrap_or("unknown");
         self.state.metrics.deliveries.with_label_values(&[outcome.label(), host]).inc();
         outcome
+    }
+
+    /// Sends notices meant for one device each (test notifications), with
+    /// the same outcome rules as messages: gone devices are deleted,
+    /// transient failures retried with backoff until the notice expires.
+    async fn run_notices(self: &Arc<Self>, notices: Vec<ClaimedNotice>) -> Result<(), String> {
+        let mut set = JoinSet::new();
+        let mut result = NoticeResult::default();
+        let mut notice_ids = Vec::new();
+        let claimed_at = self.state.now_ms();
+        for notice in notices {
+            // Too late to be of use (a test notification after ten minutes): dropped unsent.
+            if notice.expires_at <= claimed_at {
+                notice_ids.push(notice.notice_id.clone());
+                result.finished.push(notice.notice_id);
+                continue;
+            }
+            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            let engine = self.clone();
+            set.spawn(async move {
+                let outcome = engine
+                    .push(&notice.target, notice.payload.as_bytes(), notice.expires_at, &notice.urgency, None)
+                    .await;
+                drop(permit);
+                (notice, outcome)
+            });
+        }
+        let now = self.state.now_ms();
+        while let Some(joined) = set.join_next().await {
+            let Ok((notice, outcome)) = joined else { continue };
+            notice_ids.push(notice.notice_id.clone());
+            let retry_at = match outcome {
+                Outcome::Delivered => None,
+                Outcome::Gone(_) => {
+                    result.gone_devices.push(notice.target.device_id.clone());
+                    continue;
+                }
+                Outcome::Rejected(reason) | Outcome::AuthFailed(reason) => {
+                    tracing::warn!(notice_id = %notice.notice_id, %reason, "device notice refused; not retried");
+                    None
+                }
+                Outcome::Deferred { seconds } => Some(now + seconds as i64 * 1000),
+                Outcome::Retry { retry_after, .. } => Some(now + backoff_ms(notice.attempts + 1, retry_after)),
+            };
+            let attempts = notice.attempts + 1;
+            match retry_at {
+                Some(at) if at < notice.expires_at && attempts < self.config.max_attempts => {
+                    result.rescheduled.push((notice.notice_id, attempts, at))
+                }
+                _ => result.finished.push(notice.notice_id),
+            }
+        }
+        let work = self.held.clone();
+        Self::db(&self.state.pool, move |c| {
+            store::record_notices(c, &result)?;
+            let mut held = held(&work);
+            for id in &notice_ids {
+                held.notices.remove(id);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Turns one outcome into the batch's effects (WEBPUSH.md's table).
@@ -446,6 +590,11 @@ impl Delivery {
     /// A worker: work while there is work, else wait for a wake-up or the poll.
     pub async fn worker(self: Arc<Self>) {
         while !self.stopping() {
+            // Registered before looking for work, so a wake-up that comes
+            // while this worker is busy or finding nothing is not lost.
+            let woken = self.state.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             match self.step().await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -455,15 +604,20 @@ impl Delivery {
                 break;
             }
             tokio::select! {
-                _ = self.state.wake.notified() => {}
+                _ = woken => {}
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
     }
 
-    /// Hourly: purge devices unseen for the retention time.
+    /// Hourly: purge devices unseen for the retention time, and write the
+    /// day's subscriber counts.
     pub async fn janitor(self: Arc<Self>) {
         while !self.stopping() {
+            let now = self.state.now_ms();
+            if let Err(e) = Self::db(&self.state.pool, move |c| store::snapshot_subscriber_counts(c, now)).await {
+                tracing::warn!(error = %e, "subscriber count snapshot failed");
+            }
             let before = self.state.now_ms() - self.config.device_retention_ms;
             match Self::db(&self.state.pool, move |c| store::purge_stale_devices(c, before)).await {
                 Ok(0) => {}
@@ -480,14 +634,99 @@ impl Delivery {
     }
 }
 
+/// Wakes this engine's workers when any instance commits delivery work on
+/// PostgreSQL (`NOTIFY herold_jobs`, sent by `db::dialect::notify_delivery`).
+///
+/// diesel reads notifications only without waiting
+/// (`PgConnection::notifications_iter`: `PQconsumeInput` + `PQnotifies`) and
+/// exposes no socket to wait on, so this thread looks every 50 ms — a
+/// non-blocking read on an idle connection, cheap beside the database poll it
+/// shortcuts. The poll stays as the fallback: for a lost connection, and for
+/// work that comes due later (scheduled messages, retries).
+fn listen_for_work(engine: Arc<Delivery>) {
+    const LOOK_EVERY: Duration = Duration::from_millis(50);
+    // A connection cut without a FIN (a NAT timeout) is noticed only by using it.
+    const CHECK_EVERY: Duration = Duration::from_secs(30);
+    let pause = |d: Duration| {
+        let until = Instant::now() + d;
+        while !engine.stopping() && Instant::now() < until {
+            std::thread::sleep(LOOK_EVERY);
+        }
+    };
+    let mut failing = false;
+    while !engine.stopping() {
+        let mut listener = match crate::db::dialect::JobListener::connect(&engine.state.config.backend) {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot LISTEN for new delivery work; polling only until it works");
+                }
+                failing = true;
+                pause(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!("listening for new delivery work again");
+            failing = false;
+        }
+        // Whatever was committed while nobody listened.
+        engine.state.wake.notify_waiters();
+        let mut checked = Instant::now();
+        while !engine.stopping() {
+            let alive = match listener.take() {
+                Ok(0) => Ok(()),
+                Ok(_) => {
+                    engine.state.wake.notify_waiters();
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+            .and_then(|()| {
+                if checked.elapsed() < CHECK_EVERY {
+                    return Ok(());
+                }
+                checked = Instant::now();
+                listener.check()
+            });
+            if let Err(e) = alive {
+                tracing::warn!(error = %e, "lost the LISTEN connection; reconnecting");
+                break;
+            }
+            std::thread::sleep(LOOK_EVERY);
+        }
+    }
+}
+
+/// How the engine stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every batch in flight finished and was recorded.
+    Finished,
+    /// The bound ran out first: the batches in flight were cut off and
+    /// `released` leases (fan-out jobs, retries, notices) given back, so any
+    /// instance resumes that work at once. The devices of a cut-off batch
+    /// may receive the message twice (at-least-once; the `Topic` and the
+    /// notification tag fold the duplicate).
+    Abandoned { released: usize },
+}
+
 /// The engine running on its own multi-threaded runtime (encryption uses
 /// every core) beside actix's workers.
 pub struct DeliveryHandle {
     engine: Arc<Delivery>,
+    /// Cuts the batches in flight off (a stop that ran out of time).
+    abort: Arc<tokio::sync::Notify>,
+    /// Says that the runtime is down and nothing of the engine runs any more.
+    stopped: std::sync::mpsc::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
+    listener: Option<std::thread::JoinHandle<()>>,
 }
 
 impl DeliveryHandle {
+    /// Starts `workers` workers (0: this instance delivers nothing and only
+    /// runs the janitor) and, on PostgreSQL, the `LISTEN` thread.
     pub fn start(engine: Arc<Delivery>, workers: usize) -> Result<Self, String> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -496,28 +735,90 @@ impl DeliveryHandle {
             .enable_all()
             .build()
             .map_err(|e| format!("delivery runtime: {e}"))?;
-        let e = engine.clone();
+        let (e, abort) = (engine.clone(), Arc::new(tokio::sync::Notify::new()));
+        let (cut_off, (done, stopped)) = (abort.clone(), std::sync::mpsc::channel());
         let thread = std::thread::Builder::new()
             .name("herold-delivery".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     let mut set = JoinSet::new();
-                    for _ in 0..workers.max(1) {
+                    for _ in 0..workers {
                         set.spawn(e.clone().worker());
                     }
                     set.spawn(e.clone().janitor());
-                    while set.join_next().await.is_some() {}
+                    tokio::select! {
+                        _ = async { while set.join_next().await.is_some() {} } => {}
+                        _ = cut_off.notified() => {}
+                    }
                 });
+                // Cancels whatever still runs (batches in flight, their lease
+                // renewals) and waits briefly for database work they already
+                // started, so the leases given back afterwards are final.
+                runtime.shutdown_timeout(Duration::from_secs(2));
+                let _ = done.send(());
             })
             .map_err(|e| format!("delivery thread: {e}"))?;
-        Ok(DeliveryHandle { engine, thread: Some(thread) })
+        let listener = if workers > 0 && engine.state.config.backend.is_postgres() {
+            let e = engine.clone();
+            let spawned = std::thread::Builder::new().name("herold-listen".into()).spawn(move || listen_for_work(e));
+            Some(spawned.map_err(|e| format!("listener thread: {e}"))?)
+        } else {
+            None
+        };
+        Ok(DeliveryHandle { engine, abort, stopped, thread: Some(thread), listener })
     }
 
-    /// Stops after the batches in flight (bounded by the request timeout).
-    pub fn shutdown(mut self) {
+    /// Stops after the batches in flight, however long they take.
+    pub fn shutdown(self) -> Stopped {
+        self.stop(None)
+    }
+
+    /// Stops after the batches in flight, or at `deadline` cuts them off and
+    /// gives their leases back ([`Stopped::Abandoned`]).
+    pub fn shutdown_by(self, deadline: Instant) -> Stopped {
+        self.stop(Some(deadline))
+    }
+
+    fn stop(mut self, deadline: Option<Instant>) -> Stopped {
         self.engine.request_stop();
+        let finished = match deadline {
+            None => self.stopped.recv().is_ok(),
+            Some(at) => self.stopped.recv_timeout(at.saturating_duration_since(Instant::now())).is_ok(),
+        };
+        if !finished {
+            self.abort.notify_one();
+            // The runtime's shutdown above is bounded (2 s); a thread stuck
+            // beyond that is left behind rather than holding the exit.
+            let _ = self.stopped.recv_timeout(Duration::from_secs(5));
+        }
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+        if let Some(listener) = self.listener.take() {
+            // It looks at the stop flag every 50 ms (unless it is connecting).
+            let until = Instant::now() + Duration::from_millis(500);
+            while !listener.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if finished {
+            return Stopped::Finished;
+        }
+        let work = std::mem::take(&mut *held(&self.engine.held));
+        if work.jobs.is_empty() && work.retries.is_empty() && work.notices.is_empty() {
+            return Stopped::Abandoned { released: 0 };
+        }
+        let released = self.engine.state.pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+            store::release_leases(&mut c, &work.jobs, &work.retries, &work.notices).map_err(|e| e.to_string())
+        });
+        match released {
+            Ok(released) => Stopped::Abandoned { released },
+            Err(e) => {
+                tracing::warn!(error = %e, "could not give back the leases; they run out by themselves");
+                Stopped::Abandoned { released: 0 }
+            }
         }
     }
 }

@@ -7,7 +7,10 @@ use diesel::expression_methods::AggregateExpressionMethods;
 use diesel::prelude::*;
 
 use crate::auth::secrets::new_id;
-use crate::db::schema::{broadcast_groups, delivery_retries, devices, fanout_jobs, messages, subscriptions, tenants};
+use crate::db::schema::{
+    broadcast_groups, delivery_retries, device_notices, devices, fanout_jobs, messages, subscriber_counts,
+    subscriptions, tenants,
+};
 use crate::db::{dialect, DbConn};
 
 /// A claimed fan-out job: the message and where the walk stands.
@@ -187,6 +190,42 @@ pub fn finish_job(conn: &mut DbConn, job_id: &str, now: i64) -> QueryResult<()> 
     Ok(())
 }
 
+/// Gives back leases an instance cut off at shutdown, so the work is due
+/// again at once for every instance. A row is released only while its
+/// `leased_until` is still the expiry this instance wrote: a lease that ran
+/// out and was taken by another instance stays with that one.
+pub fn release_leases(
+    conn: &mut DbConn,
+    jobs: &std::collections::HashMap<String, i64>,
+    retries: &std::collections::HashMap<String, i64>,
+    notices: &std::collections::HashMap<String, i64>,
+) -> QueryResult<usize> {
+    dialect::write_transaction(conn, |conn| {
+        let mut released = 0;
+        for (id, until) in jobs {
+            released += diesel::update(fanout_jobs::table.find(id).filter(fanout_jobs::leased_until.eq(until)))
+                .set(fanout_jobs::leased_until.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        for (id, until) in retries {
+            released +=
+                diesel::update(delivery_retries::table.find(id).filter(delivery_retries::leased_until.eq(until)))
+                    .set(delivery_retries::leased_until.eq(None::<i64>))
+                    .execute(conn)?;
+        }
+        for (id, until) in notices {
+            released += diesel::update(device_notices::table.find(id).filter(device_notices::leased_until.eq(until)))
+                .set(device_notices::leased_until.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        // Idle workers of other instances take it up now, not at their next poll.
+        if released > 0 {
+            dialect::notify_delivery(conn)?;
+        }
+        Ok(released)
+    })
+}
+
 /// A due retry, leased to this worker.
 #[derive(Debug, Clone)]
 pub struct ClaimedRetry {
@@ -346,5 +385,102 @@ pub fn purge_stale_devices(conn: &mut DbConn, before: i64) -> QueryResult<usize>
         }
         diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&stale))).execute(conn)?;
         diesel::delete(devices::table.filter(devices::id.eq_any(&stale))).execute(conn)
+    })
+}
+
+/// A due notice for one device, leased to this worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedNotice {
+    pub notice_id: String,
+    pub attempts: i32,
+    pub payload: String,
+    pub urgency: String,
+    pub expires_at: i64,
+    pub target: Target,
+}
+
+/// Claims up to `limit` due device notices, leasing them until `now + lease_ms`.
+pub fn claim_notices(conn: &mut DbConn, now: i64, lease_ms: i64, limit: i64) -> QueryResult<Vec<ClaimedNotice>> {
+    dialect::write_transaction(conn, |conn| {
+        let ids = dialect::select_due_notices(conn, now, limit)?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let n = diesel::update(
+                device_notices::table
+                    .find(&id)
+                    .filter(device_notices::leased_until.is_null().or(device_notices::leased_until.lt(now))),
+            )
+            .set(device_notices::leased_until.eq(now + lease_ms))
+            .execute(conn)?;
+            if n == 0 {
+                continue;
+            }
+            let (attempts, payload, urgency, expires_at, target) = device_notices::table
+                .inner_join(devices::table)
+                .filter(device_notices::id.eq(&id))
+                .select((
+                    device_notices::attempts,
+                    device_notices::payload,
+                    device_notices::urgency,
+                    device_notices::expires_at,
+                    (devices::id, devices::endpoint, devices::p256dh, devices::auth),
+                ))
+                .first::<(i32, String, String, i64, Target)>(conn)?;
+            claimed.push(ClaimedNotice { notice_id: id, attempts, payload, urgency, expires_at, target });
+        }
+        Ok(claimed)
+    })
+}
+
+/// What became of a batch of notices.
+#[derive(Debug, Default)]
+pub struct NoticeResult {
+    /// Delivered or given up: the rows go.
+    pub finished: Vec<String>,
+    /// Devices whose push service said they are gone (their notices go with them).
+    pub gone_devices: Vec<String>,
+    /// (notice id, attempts so far, next attempt at).
+    pub rescheduled: Vec<(String, i32, i64)>,
+}
+
+pub fn record_notices(conn: &mut DbConn, result: &NoticeResult) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        diesel::delete(device_notices::table.filter(device_notices::id.eq_any(&result.finished))).execute(conn)?;
+        if !result.gone_devices.is_empty() {
+            diesel::delete(device_notices::table.filter(device_notices::device_id.eq_any(&result.gone_devices)))
+                .execute(conn)?;
+            diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&result.gone_devices)))
+                .execute(conn)?;
+            diesel::delete(devices::table.filter(devices::id.eq_any(&result.gone_devices))).execute(conn)?;
+        }
+        for (id, attempts, next_at) in &result.rescheduled {
+            diesel::update(device_notices::table.find(id))
+                .set((
+                    device_notices::attempts.eq(attempts),
+                    device_notices::next_at.eq(next_at),
+                    device_notices::leased_until.eq(None::<i64>),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes today's (UTC) subscriber count of every group, replacing an
+/// earlier figure of the same day: the history behind the dashboard's chart.
+pub fn snapshot_subscriber_counts(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    let day = crate::model::day(now);
+    dialect::write_transaction(conn, |conn| {
+        diesel::delete(subscriber_counts::table.filter(subscriber_counts::day.eq(&day))).execute(conn)?;
+        // One statement for all groups (diesel's multi-backend connection has
+        // no batch insert). `day` is our own `YYYY-MM-DD`, safe as a literal.
+        debug_assert!(day.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
+        let written = diesel::sql_query(format!(
+            "INSERT INTO subscriber_counts (group_id, day, subscribers) \
+             SELECT g.id, '{day}', (SELECT COUNT(*) FROM subscriptions s WHERE s.group_id = g.id) \
+             FROM broadcast_groups g"
+        ))
+        .execute(conn)?;
+        Ok(written)
     })
 }

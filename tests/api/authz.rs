@@ -35,7 +35,8 @@ use serde_json::{json, Value};
 use crate::harness::*;
 use herold::auth::secrets::hash_secret;
 use herold::db::schema::{
-    api_tokens, broadcast_groups, devices, memberships, messages, organizations, refresh_tokens, subscriptions, users,
+    api_tokens, broadcast_groups, device_notices, devices, memberships, messages, organizations, refresh_tokens,
+    subscriptions, users,
 };
 
 /// The callers, in the column order of `ROWS`.
@@ -110,6 +111,8 @@ enum Probe {
     Tokens(&'static str),
     /// `revoked_at` of the `{new}` API token.
     TokenRevoked,
+    /// Queued device notices (test notifications).
+    Notices,
 }
 
 struct Row {
@@ -156,6 +159,7 @@ const DISMISS: &str = r#"{"action": "dismiss", "note": "Test {uniq}"}"#;
 const TOKEN_A: &str = r#"{"name": "Website {uniq}", "group_id": "{gA}"}"#;
 const TOKEN_B: &str = r#"{"name": "Website {uniq}", "group_id": "{gB}"}"#;
 const TOKEN_C: &str = r#"{"name": "Website {uniq}", "group_id": "{gC}"}"#;
+const TEST_NOTICE: &str = r#"{"lang": "en"}"#;
 
 // Columns as in `ROLES`: anonymous, device, editor of A, owner of A, owner of B,
 // city admin of wismar, city admin of strausberg, operator. A = St. Nikolai and
@@ -182,6 +186,8 @@ const ROWS: &[Row] = rows![
     GET "/api/v1/messages/{mB}",                          NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
     GET "/api/v1/messages/{mC}",                          NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
     GET "/api/v1/push/vapid-public-key",                  NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/groups/{gA}/qr.svg",                     NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/groups/{gC}/qr.svg",                     NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
     // ---- residents: only a device token counts; a device follows any town ----
     POST "/api/v1/devices",                               SUB,           F::None,                           P::Devices           => 201 201 201 201 201 201 201 201;
     PUT "/api/v1/devices/me/push",                        SUB,           F::None,                           P::DeviceEndpoint    => 401 204 401 401 401 401 401 401;
@@ -191,6 +197,7 @@ const ROWS: &[Row] = rows![
     DELETE "/api/v1/devices/me/subscriptions/{gA}",       NO,            F::SubscribedDevice("{gA}"),       P::Followers("{gA}") => 401 204 401 401 401 401 401 401;
     DELETE "/api/v1/devices/me/subscriptions/{gC}",       NO,            F::SubscribedDevice("{gC}"),       P::Followers("{gC}") => 401 204 401 401 401 401 401 401;
     GET "/api/v1/devices/me/inbox",                       NO,            F::None,                           P::None              => 401 200 401 401 401 401 401 401;
+    POST "/api/v1/devices/me/test-notification",          TEST_NOTICE,   F::Device,                         P::Notices           => 401 202 401 401 401 401 401 401;
     DELETE "/api/v1/devices/me",                          NO,            F::Device,                         P::Devices           => 401 204 401 401 401 401 401 401;
     // ---- accounts: credentials travel in the body; a bearer token adds nothing ----
     POST "/api/v1/auth/register",                         REGISTER,      F::None,                           P::Users             => 201 201 201 201 201 201 201 201;
@@ -240,6 +247,10 @@ const ROWS: &[Row] = rows![
     GET "/api/v1/messages/{mA}/stats",                    NO,            F::None,                           P::None              => 401 401 200 200 404 404 404 404;
     GET "/api/v1/messages/{mB}/stats",                    NO,            F::None,                           P::None              => 401 401 404 404 200 404 404 404;
     GET "/api/v1/messages/{mC}/stats",                    NO,            F::None,                           P::None              => 401 401 404 404 404 404 404 404;
+    // ---- subscriber history (aggregate): members, and the town's city admin (an operator: any town) ----
+    GET "/api/v1/groups/{gA}/subscriber-history",         NO,            F::None,                           P::None              => 401 401 200 200 404 200 404 200;
+    GET "/api/v1/groups/{gB}/subscriber-history",         NO,            F::None,                           P::None              => 401 401 404 404 200 200 404 200;
+    GET "/api/v1/groups/{gC}/subscriber-history",         NO,            F::None,                           P::None              => 401 401 404 404 404 404 200 200;
     // ---- API tokens: owners only; a city admin is no member (posting with a token: see the API-token caller) ----
     GET "/api/v1/organizations/{A}/tokens",               NO,            F::None,                           P::None              => 401 401 403 200 404 404 404 404;
     GET "/api/v1/organizations/{B}/tokens",               NO,            F::None,                           P::None              => 401 401 404 404 200 404 404 404;
@@ -697,6 +708,7 @@ async fn probe(app: &TestApp, world: &World, probe: Probe, call: &Call) -> Strin
                 "{:?}",
                 api_tokens::table.find(&new).select(api_tokens::revoked_at).first::<Option<i64>>(c).expect("probe")
             ),
+            Probe::Notices => count(device_notices::table.count().get_result(c)),
         }
     })
     .await
@@ -729,7 +741,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<String> {
     for row in ROWS {
         for status in row.expect {
             assert!(
-                [200, 201, 204, 401, 403, 404].contains(&status),
+                [200, 201, 202, 204, 401, 403, 404].contains(&status),
                 "{} {}: {status} is neither allowed (2xx) nor denied (401/403/404)",
                 row.method,
                 row.path

@@ -1,7 +1,8 @@
 //! The `herold` binary as an operator meets it: `--help` everywhere,
 //! `migrate`, `tenant create`, `admin create` (password on stdin),
-//! `vapid show`, `serve` answering `/healthz`, `/readyz` and a login, and
-//! start-up refusing bad configuration with a message naming the variable.
+//! `vapid show`, `serve` answering `/healthz`, `/readyz` and a login,
+//! `backup` of a running SQLite database restoring into a working server,
+//! and start-up refusing bad configuration with a message naming the variable.
 //!
 //! Every child gets a scrubbed environment: no `HEROLD_*` or `DATABASE_URL`
 //! leaks in from the test runner, a temp `HEROLD_DATA_DIR`, and a free port
@@ -244,10 +245,24 @@ impl Server {
 
     #[track_caller]
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let (status, text) = http(self.port, method, path, body)
+        self.call(method, path, None, body)
+    }
+
+    /// A request with a bearer token.
+    #[track_caller]
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+        let (status, text) = http_as(self.port, method, path, token, body)
             .unwrap_or_else(|e| panic!("{method} {path} failed: {e}; log:\n{}", self.log()));
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, json)
+    }
+
+    /// A request that must answer `status`; returns the body.
+    #[track_caller]
+    fn expect(&self, status: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Value {
+        let (got, answer) = self.call(method, path, token, body.map(Value::to_string).as_deref());
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        answer
     }
 }
 
@@ -260,6 +275,17 @@ impl Drop for Server {
 
 /// One HTTP/1.1 request over a plain socket: (status, body).
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_as(port, method, path, None, body)
+}
+
+/// [`http`] with an optional bearer token.
+fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
@@ -267,6 +293,9 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Res
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nConnection: close\r\n"
     );
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     if let Some(body) = body {
         request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
     }
@@ -315,7 +344,8 @@ fn migration_count() -> usize {
 #[test]
 fn help_of_every_command_exits_zero_and_names_its_options() {
     let cases: &[(&[&str], &[&str])] = &[
-        (&["--help"], &["serve", "migrate", "tenant", "admin", "vapid", "--config"]),
+        (&["--help"], &["serve", "migrate", "tenant", "admin", "vapid", "backup", "--config"]),
+        (&["backup", "--help"], &["FILE", "pg_dump", "--config"]),
         (&["serve", "--help"], &["--config"]),
         (&["migrate", "--help"], &["--config"]),
         (&["tenant", "--help"], &["create"]),
@@ -492,6 +522,17 @@ fn bad_log_filter_is_refused() {
 }
 
 #[test]
+fn shutdown_grace_not_below_the_timeout_is_refused() {
+    // The grace period is part of the bound (HEROLD_SHUTDOWN_TIMEOUT_SECS, 30).
+    serve_refuses("HEROLD_SHUTDOWN_GRACE_SECS", "30");
+}
+
+#[test]
+fn zero_delivery_poll_is_refused() {
+    serve_refuses("HEROLD_DELIVERY_POLL_SECS", "0");
+}
+
+#[test]
 fn listen_address_in_use_is_refused() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     let port = taken.local_addr().expect("local address").port();
@@ -575,4 +616,100 @@ fn fresh_sqlite_default_creates_the_database_under_the_data_dir() {
         assert!(out.stderr.trim().is_empty(), "a fresh start logs errors:\n{}", out.stderr);
         assert!(nested.join("herold.db").is_file(), "no herold.db under {}", nested.display());
     }
+}
+
+// ---- backup ----
+
+/// `herold backup FILE` while a server uses the SQLite database: the copy is
+/// consistent and complete — a server started on it shows the town, the
+/// parish's group and its message, lets the admin log in, and announces the
+/// same VAPID key, so the residents' subscriptions keep working after a
+/// restore. What was written after the backup is not in it.
+#[test]
+fn backup_of_a_running_sqlite_database_restores_into_a_working_server() {
+    let site = Site::sqlite_default();
+    site.run(&["tenant", "create", "--slug", "wismar", "--name", "Hansestadt Wismar"]).success();
+    site.run_with_stdin(&["admin", "create", "--tenant", "wismar", "--email", "a@wismar.de"], &format!("{PASSWORD}\n"))
+        .success();
+    let vapid = site.run(&["vapid", "show"]).success().stdout.trim().to_owned();
+    let server = site.serve();
+    let login = json!({"email": "a@wismar.de", "password": PASSWORD});
+    let admin = server.expect(200, "POST", "/api/v1/auth/login", None, Some(&login))["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let registration = json!({"email": "buero@st-nikolai.de", "password": PASSWORD,
+        "organization": {"name": "St. Nikolai", "tenant": "wismar"}});
+    let body = server.expect(201, "POST", "/api/v1/auth/register", None, Some(&registration));
+    let (org, owner) =
+        (body["organization"]["id"].as_str().expect("org id"), body["access_token"].as_str().expect("token"));
+    server.expect(200, "POST", &format!("/api/v1/admin/organizations/{org}/approve"), Some(&admin), None);
+    let group = json!({"name": "Gemeindebrief", "description": "Neuigkeiten aus St. Nikolai", "category": "church"});
+    let group = server.expect(201, "POST", &format!("/api/v1/organizations/{org}/groups"), Some(owner), Some(&group))
+        ["id"]
+        .as_str()
+        .expect("group id")
+        .to_owned();
+    let post = |title: &str| {
+        let message = json!({"title": title, "body": "Näheres im Schaukasten."});
+        server.expect(201, "POST", &format!("/api/v1/groups/{group}/messages"), Some(owner), Some(&message))["id"]
+            .as_str()
+            .expect("message id")
+            .to_owned()
+    };
+    let before = post("Orgelkonzert am Sonntag");
+
+    let backups = tempfile::tempdir().expect("temp dir");
+    let file = backups.path().join("herold-2026-11-26.db");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let out = site.run(&["backup", file_arg]).success();
+    assert!(out.stdout.contains(file_arg), "backup names the copy: {}", out.stdout);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("the copy exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the copy holds private keys: mode {mode:o}");
+    }
+    let size = std::fs::metadata(&file).expect("the copy").len();
+    let line = site.run(&["backup", file_arg]).failure_line();
+    assert!(line.contains("exists"), "an existing file is refused: {line}");
+    assert_eq!(std::fs::metadata(&file).expect("the copy").len(), size, "the refused run touched the copy");
+    let after = post("Nach der Sicherung");
+
+    // Restore: a new installation on the copy.
+    let restored = Site {
+        data: tempfile::tempdir().expect("temp dir"),
+        database_url: Some(format!("sqlite://{}", file.display())),
+        _db: None,
+    };
+    assert_eq!(restored.run(&["vapid", "show"]).success().stdout.trim(), vapid, "the VAPID key is in the backup");
+    let copy = restored.serve();
+    assert_eq!(copy.get("/readyz").0, 200);
+    let tenants = copy.expect(200, "GET", "/api/v1/tenants", None, None);
+    assert!(tenants["items"].as_array().is_some_and(|t| t.iter().any(|t| t["slug"] == "wismar")), "{tenants}");
+    let shown = copy.expect(200, "GET", &format!("/api/v1/groups/{group}"), None, None);
+    assert_eq!(shown["name"], "Gemeindebrief", "{shown}");
+    let feed = copy.expect(200, "GET", &format!("/api/v1/groups/{group}/messages"), None, None);
+    let ids: Vec<&str> =
+        feed["items"].as_array().expect("feed items").iter().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.contains(&before.as_str()), "the message posted before the backup is in it: {feed}");
+    assert!(!ids.contains(&after.as_str()), "a message posted after the backup is in it: {feed}");
+    copy.expect(200, "POST", "/api/v1/auth/login", None, Some(&login));
+    assert_eq!(
+        copy.expect(200, "GET", "/api/v1/push/vapid-public-key", None, None)["public_key"],
+        vapid.as_str(),
+        "the restored server signs with another key"
+    );
+}
+
+/// PostgreSQL has its own online backup: `herold backup` says which command
+/// to run instead, and writes nothing.
+#[test]
+fn backup_on_postgres_points_to_pg_dump() {
+    let Some(site) = Site::postgres() else { return };
+    site.run(&["migrate"]).success();
+    let file = site.data_dir().join("herold.dump");
+    let line = site.run(&["backup", file.to_str().expect("utf-8 path")]).failure_line();
+    assert!(line.contains("pg_dump -Fc") && line.contains("DATABASE_URL"), "names the pg_dump command: {line}");
+    assert!(!file.exists(), "a file was written");
 }

@@ -7,6 +7,13 @@
 //!   every message to every device exactly once.
 //! - SIGTERM stops the HTTP server, lets the batch in flight finish and
 //!   record, exits 0; the next start delivers the rest, nothing lost.
+//! - SIGTERM first drains: `/readyz` answers 503 "draining" for the grace
+//!   period while the server still serves, then it stops and exits 0.
+//! - A batch still in flight when `HEROLD_SHUTDOWN_TIMEOUT_SECS` runs out is
+//!   cut off and its lease given back: the next instance resumes at once,
+//!   not after the lease.
+//! - On PostgreSQL a message posted on one instance wakes the workers of
+//!   another at once (`LISTEN/NOTIFY`), not at its next poll.
 //!
 //! Every test takes a process-wide lock: each one keeps every core busy
 //! (encryption in Herold, decryption in the push service), and a small
@@ -104,7 +111,9 @@ impl Site {
             .env("HEROLD_LOG", "info")
             .env("HEROLD_ACCESS_LOG", "false")
             // Thousands of residents register here from one address.
-            .env("HEROLD_RATE_LIMIT_DEVICES", "off");
+            .env("HEROLD_RATE_LIMIT_DEVICES", "off")
+            // No load balancer to wait for, unless a test sets one.
+            .env("HEROLD_SHUTDOWN_GRACE_SECS", "0");
         for (key, value) in settings {
             cmd.env(key, value);
         }
@@ -157,9 +166,23 @@ impl Herold {
     /// status and how long it took.
     #[track_caller]
     fn terminate(&mut self, bound: Duration) -> (ExitStatus, Duration) {
+        let started = self.send_term();
+        self.wait_exit(started, bound)
+    }
+
+    /// Sends SIGTERM; returns when.
+    #[track_caller]
+    fn send_term(&self) -> Instant {
         let started = Instant::now();
         let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill -TERM");
         assert!(sent.success(), "kill -TERM failed: {sent}");
+        started
+    }
+
+    /// Waits at most `bound` after `started` for the exit; returns the exit
+    /// status and how long after `started` it came.
+    #[track_caller]
+    fn wait_exit(&mut self, started: Instant, bound: Duration) -> (ExitStatus, Duration) {
         loop {
             if let Some(status) = self.child.try_wait().expect("poll herold serve") {
                 return (status, started.elapsed());
@@ -715,4 +738,195 @@ fn sigterm_mid_fanout_finishes_the_batch_and_loses_nothing_sqlite() {
 #[test]
 fn sigterm_mid_fanout_finishes_the_batch_and_loses_nothing_postgres() {
     sigterm_mid_fanout(Db::Postgres);
+}
+
+// ---------------------------------------------------------------------------
+// 4. Draining: /readyz says 503 while the server still serves
+// ---------------------------------------------------------------------------
+
+/// SIGTERM with a 2 s grace period: `/readyz` answers 503 "draining" at
+/// once while `/healthz` and the API still answer, so a load balancer takes
+/// the instance out of rotation before it goes; after the grace period the
+/// listener closes and the process exits 0, well within the bound.
+fn sigterm_drains_before_stopping(kind: Db) {
+    const GRACE: Duration = Duration::from_secs(2);
+    const BOUND: Duration = Duration::from_secs(10);
+    let _serial = exclusive();
+    let Some((site, _push)) = Site::prepare(kind) else { return };
+    let mut server =
+        site.serve("draining", &[("HEROLD_SHUTDOWN_GRACE_SECS", "2"), ("HEROLD_SHUTDOWN_TIMEOUT_SECS", "10")]);
+    let port = server.port;
+    assert_eq!(server.api().call("GET", "/readyz", None, None), (200, json!({"status": "ready"})));
+
+    let sent = server.send_term();
+    // A fresh connection for each look: a refused one means the listener closed.
+    let (mut draining_after, mut served_until) = (None, Duration::ZERO);
+    loop {
+        match Api::new(port).raw("GET", "/readyz", None, None) {
+            Ok((503, body)) => {
+                let body: Value = serde_json::from_str(&body).expect("JSON from /readyz");
+                assert_eq!(body, json!({"status": "draining"}));
+                if draining_after.is_none() {
+                    draining_after = Some(sent.elapsed());
+                    // Still serving: liveness and the API answer as before.
+                    let mut api = Api::new(port);
+                    assert_eq!(api.call("GET", "/healthz", None, None).0, 200, "healthz while draining");
+                    let (status, tenants) = api.call("GET", "/api/v1/tenants", None, None);
+                    assert_eq!(status, 200, "the API while draining: {tenants}");
+                }
+                served_until = sent.elapsed();
+            }
+            Ok((status, body)) => {
+                assert!(draining_after.is_none(), "/readyz went back to {status} while draining: {body}");
+                assert_eq!(status, 200, "/readyz before the signal was handled: {body}");
+            }
+            Err(_) => break,
+        }
+        assert!(sent.elapsed() < BOUND, "still listening {BOUND:?} after SIGTERM; log:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, took) = server.wait_exit(sent, BOUND);
+    let log = server.log();
+    eprintln!(
+        "draining ({kind:?}): /readyz 503 {draining_after:?} after SIGTERM, served until {served_until:?}, \
+         exit {status} after {took:?} (grace {GRACE:?})"
+    );
+    assert_eq!(status.code(), Some(0), "SIGTERM must end in exit code 0, got {status}; log:\n{log}");
+    let draining_after = draining_after.unwrap_or_else(|| panic!("/readyz never answered 503; log:\n{log}"));
+    assert!(draining_after < Duration::from_secs(1), "draining only {draining_after:?} after SIGTERM");
+    assert!(
+        served_until + Duration::from_millis(300) >= GRACE,
+        "stopped serving {served_until:?} into a {GRACE:?} grace"
+    );
+    assert!(took < GRACE + Duration::from_secs(3), "exit {took:?} after SIGTERM with a {GRACE:?} grace; log:\n{log}");
+    assert!(log.contains("draining") && log.contains("herold stopped"), "no orderly stop in the log:\n{log}");
+}
+
+#[test]
+fn sigterm_drains_readyz_then_exits_zero_sqlite() {
+    sigterm_drains_before_stopping(Db::Sqlite);
+}
+
+#[test]
+fn sigterm_drains_readyz_then_exits_zero_postgres() {
+    sigterm_drains_before_stopping(Db::Postgres);
+}
+
+// ---------------------------------------------------------------------------
+// 5. The shutdown bound: a stuck batch is cut off and its lease given back
+// ---------------------------------------------------------------------------
+
+/// A push service that hangs (it answers 503, and only after 30 s): SIGTERM
+/// with `HEROLD_SHUTDOWN_TIMEOUT_SECS=2` exits 0 after about 2 s, cutting the
+/// batch in flight off and giving its job's 60 s lease back. The next
+/// instance resumes the walk at once — on PostgreSQL one already running,
+/// idle on a 60 s poll, woken by the release's NOTIFY — and every device gets
+/// the message exactly once (the cut-off requests were never accepted).
+fn sigterm_bound_releases_the_lease(kind: Db) {
+    const DEVICES: usize = 60;
+    const BATCH: usize = 20;
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let _serial = exclusive();
+    let Some((site, push)) = Site::prepare(kind) else { return };
+    let first_settings = [
+        ("HEROLD_DELIVERY_BATCH_SIZE", "20"),
+        ("HEROLD_DELIVERY_LEASE_SECS", "60"),
+        ("HEROLD_SHUTDOWN_TIMEOUT_SECS", "2"),
+    ];
+    let second_settings = [("HEROLD_DELIVERY_BATCH_SIZE", "20"), ("HEROLD_DELIVERY_POLL_SECS", "60")];
+    let mut first = site.serve("first", &first_settings);
+    let (owner, group) = parish_with_group(&mut first.api());
+    let subs = push.new_subscriptions(DEVICES);
+    register_followers(&[&first], &subs, &group);
+
+    push.program_all(Program::status(503).with_delay(Duration::from_secs(30)));
+    let message = post_message(&mut first.api(), &owner, &group, "Stadtvertretung tagt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while push.in_flight() < BATCH {
+        assert!(Instant::now() < deadline, "the first batch never got in flight; log:\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The requests in flight keep their hanging answer; later ones are accepted.
+    push.clear_programs();
+    // PostgreSQL: another instance is up already; its workers found the job
+    // leased and now wait out a 60 s poll.
+    let waiting = (kind == Db::Postgres).then(|| {
+        let second = site.serve("second", &second_settings);
+        std::thread::sleep(Duration::from_millis(500));
+        second
+    });
+    assert_eq!(push.count(), 0, "nothing may be delivered while the job is leased");
+
+    let (status, took) = first.terminate(Duration::from_secs(15));
+    let log = first.log();
+    assert_eq!(status.code(), Some(0), "SIGTERM must end in exit code 0, got {status}; log:\n{log}");
+    assert!(took >= TIMEOUT - Duration::from_millis(100), "exit after {took:?}: the batch was not waited for");
+    assert!(took < TIMEOUT + Duration::from_secs(3), "exit {took:?} after SIGTERM; the bound is {TIMEOUT:?}");
+    assert!(log.contains("delivery cut off") && log.contains("released=1"), "no lease given back:\n{log}");
+
+    let resumed = Instant::now();
+    let second = waiting.unwrap_or_else(|| site.serve("second", &second_settings));
+    // Far below the 60 s lease: the walk did not wait for it to run out.
+    wait_every_device(&push, &subs, &message, Duration::from_secs(15), &|| second.log());
+    let after = resumed.elapsed();
+    let owner = login(&mut second.api(), OWNER);
+    let stats = wait_walked(&second, &owner, &message, Duration::from_secs(15));
+    let counts = tally(&push, &message);
+    let histogram = histogram(&counts);
+    eprintln!(
+        "shutdown bound ({kind:?}): exit 0 {took:?} after SIGTERM (bound {TIMEOUT:?}), batch of {BATCH} cut off; \
+         every device delivered {after:?} after the exit (lease 60 s); deliveries per device {histogram:?}"
+    );
+    assert_eq!(counts.len(), DEVICES, "every device got the message");
+    assert!(counts.values().all(|&n| n == 1), "cut-off requests were never accepted: {histogram:?}");
+    assert_eq!(stats["delivered"], DEVICES, "{stats}");
+    push.assert_no_violations();
+}
+
+#[test]
+fn sigterm_bound_cuts_off_the_batch_and_releases_its_lease_sqlite() {
+    sigterm_bound_releases_the_lease(Db::Sqlite);
+}
+
+#[test]
+fn sigterm_bound_cuts_off_the_batch_and_releases_its_lease_postgres() {
+    sigterm_bound_releases_the_lease(Db::Postgres);
+}
+
+// ---------------------------------------------------------------------------
+// 6. LISTEN/NOTIFY: a message posted on one instance wakes another
+// ---------------------------------------------------------------------------
+
+/// Two instances on one PostgreSQL, both polling only every 60 s: `a` has no
+/// delivery workers (`HEROLD_DELIVERY_WORKERS=0`: HTTP only), `b` has. Each
+/// message posted on `a` reaches every device within seconds: `b` was woken
+/// by the NOTIFY committed with the message, not by its poll.
+#[test]
+fn notify_wakes_the_workers_of_another_instance_postgres() {
+    const DEVICES: usize = 50;
+    const PROMPT: Duration = Duration::from_secs(5);
+    let _serial = exclusive();
+    let Some((site, push)) = Site::prepare(Db::Postgres) else { return };
+    let a = site.serve("a", &[("HEROLD_DELIVERY_WORKERS", "0"), ("HEROLD_DELIVERY_POLL_SECS", "60")]);
+    let b = site.serve("b", &[("HEROLD_DELIVERY_POLL_SECS", "60")]);
+    let (owner, group) = parish_with_group(&mut a.api());
+    let subs = push.new_subscriptions(DEVICES);
+    register_followers(&[&a], &subs, &group);
+    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", a.log(), b.log());
+
+    let mut took = Vec::new();
+    for title in ["Wasserrohrbruch in der Altstadt", "Wochenmarkt fällt aus", "Hafenfest verschoben"] {
+        // b's workers have found nothing and sleep on their 60 s poll.
+        std::thread::sleep(Duration::from_millis(500));
+        let posted = Instant::now();
+        let message = post_message(&mut a.api(), &owner, &group, title);
+        wait_every_device(&push, &subs, &message, PROMPT, &logs);
+        took.push(posted.elapsed());
+    }
+    let (by_a, by_b) = (a.delivered_metric(), b.delivered_metric());
+    eprintln!("LISTEN/NOTIFY: 3 messages of {DEVICES} devices posted on a, delivered by b after {took:?}");
+    assert_eq!(by_a, 0, "a has no delivery workers");
+    assert_eq!(by_b, 3 * DEVICES as u64, "b delivered everything");
+    assert_eq!(push.count(), 3 * DEVICES);
+    push.assert_no_violations();
 }

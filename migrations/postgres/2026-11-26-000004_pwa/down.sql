@@ -1,0 +1,2 @@
+DROP TABLE subscriber_counts;
+DROP TABLE device_notices;
