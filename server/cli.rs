@@ -1,5 +1,5 @@
 //! The `herold` command line: serve (default), migrate, tenant and admin
-//! creation, VAPID key display, SQLite backup. Errors print one line and
+//! creation, VAPID key display, SQLite backup, town export/import. Errors print one line and
 //! exit non-zero.
 
 use std::io::{IsTerminal, Read};
@@ -51,6 +51,41 @@ pub enum Command {
     Backup {
         /// Where the copy goes, e.g. /var/backups/herold/herold-2026-11-26.db
         file: PathBuf,
+    },
+    /// Write one town (tenant) as JSON Lines, to move it to another
+    /// installation with `herold import` (see README, "Moving a town").
+    Export {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// A new file to write (readable by its owner only); default stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Include the VAPID private key, so an installation without devices
+        /// can take it over and the town's devices keep receiving pushes.
+        #[arg(long)]
+        with_keys: bool,
+    },
+    /// Read a town written by `herold export`, in one transaction; refuses
+    /// a town that exists here already.
+    Import {
+        /// The export file; default stdin.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Leave the residents' devices and subscriptions behind (when the
+        /// VAPID keys differ and cannot be moved); residents subscribe again.
+        #[arg(long)]
+        without_devices: bool,
+    },
+    /// Copy everything from one database into a new, empty one (e.g. SQLite
+    /// to PostgreSQL) and verify the row counts. Stop the server first.
+    MigrateDb {
+        /// The database to copy, e.g. sqlite:///var/lib/herold/herold.db
+        #[arg(long)]
+        from: String,
+        /// The empty database to fill, e.g. postgres://herold@db/herold
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -186,6 +221,13 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { file } => backup(cli, file),
+        Command::Export { tenant, output, with_keys } => {
+            crate::transfer::export_command(cli.config.as_deref(), tenant, output.as_deref(), *with_keys)
+        }
+        Command::Import { input, without_devices } => {
+            crate::transfer::import_command(cli.config.as_deref(), input.as_deref(), *without_devices)
+        }
+        Command::MigrateDb { from, to } => crate::migrate_db::run(from, to),
         Command::Vapid { command: VapidCommand::Show } => {
             let state = open(cli)?;
             println!("{}", state.keys.vapid.public_key());

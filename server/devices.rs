@@ -105,7 +105,7 @@ pub fn subscriptions(conn: &mut DbConn, device_id: &str) -> ApiResult<Vec<GroupV
     let ids: Vec<String> = subscriptions::table
         .inner_join(broadcast_groups::table)
         .filter(subscriptions::device_id.eq(device_id))
-        .order(subscriptions::created_at.asc())
+        .order((subscriptions::created_at.asc(), subscriptions::group_id.asc()))
         .select(subscriptions::group_id)
         .load(conn)?;
     // A followed group that was suspended or archived is still listed (with

@@ -328,7 +328,7 @@ pub fn of_org(conn: &mut DbConn, actor: &str, org_id: &str) -> ApiResult<Vec<Gro
     orgs::require_role(conn, actor, org_id, Role::Editor)?;
     let rows = rows_query!()
         .filter(broadcast_groups::organization_id.eq(org_id))
-        .order(broadcast_groups::created_at.asc())
+        .order((broadcast_groups::created_at.asc(), broadcast_groups::id.asc()))
         .load(conn)?;
     views(conn, rows)
 }

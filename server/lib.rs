@@ -18,6 +18,7 @@ pub mod limits;
 pub mod lockout;
 pub mod messages;
 pub mod metrics;
+pub mod migrate_db;
 pub mod model;
 pub mod moderation;
 pub mod notices;
@@ -26,6 +27,7 @@ pub mod push;
 pub mod state;
 pub mod tenants;
 pub mod tokens;
+pub mod transfer;
 pub mod validate;
 pub mod web;
 

@@ -192,7 +192,7 @@ impl Kind {
         }
     }
 
-    fn scope(self) -> &'static str {
+    pub fn scope(self) -> &'static str {
         match self {
             Kind::Message => "group",
             Kind::Alert => "tenant",

@@ -185,7 +185,7 @@ pub fn mine(conn: &mut DbConn, user_id: &str) -> ApiResult<Vec<OrgView>> {
         .inner_join(memberships::table)
         .inner_join(tenants::table)
         .filter(memberships::user_id.eq(user_id))
-        .order(organizations::created_at.asc())
+        .order((organizations::created_at.asc(), organizations::id.asc()))
         .select((Org::as_select(), tenants::slug, memberships::role))
         .load(conn)?;
     rows.into_iter().map(|(org, slug, role)| view(org, slug, Some(Role::from_db(&role)?))).collect()
@@ -217,7 +217,7 @@ pub fn members(conn: &mut DbConn, user_id: &str, org_id: &str) -> ApiResult<Vec<
     let rows: Vec<(String, String, Option<String>, String, i64)> = memberships::table
         .inner_join(users::table)
         .filter(memberships::organization_id.eq(org_id))
-        .order(memberships::created_at.asc())
+        .order((memberships::created_at.asc(), users::id.asc()))
         .select((users::id, users::email, users::password_hash, memberships::role, memberships::created_at))
         .load(conn)?;
     rows.into_iter()

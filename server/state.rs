@@ -121,7 +121,8 @@ impl AppState {
     }
 }
 
-const VAPID_SECRET: &str = "vapid_private_key";
+/// The `server_secrets` row of the VAPID private key (`herold import` may replace it).
+pub const VAPID_SECRET: &str = "vapid_private_key";
 const JWT_SECRET: &str = "jwt_hs256_key";
 
 /// Reads a named secret, creating it with `make` if absent. Several instances

@@ -17,6 +17,8 @@ macro_rules! on_inner {
         }
     };
 }
+/// Also for `migrate_db`'s multi-row inserts, which `MultiConnection` lacks.
+pub(crate) use on_inner;
 
 /// Adds a subscription unless it exists (idempotent subscribe). Returns true
 /// when a row was inserted.
@@ -218,4 +220,73 @@ pub fn backup_sqlite_into(conn: &mut DbConn, file: &str) -> QueryResult<bool> {
         }
         DbConn::Pg(_) => Ok(false),
     }
+}
+
+/// A read-only transaction that sees one snapshot of the whole database, so
+/// a copy of every table is consistent while a server keeps writing:
+/// PostgreSQL's `REPEATABLE READ`; on SQLite (WAL) a deferred transaction
+/// reads one snapshot from its first read on.
+pub fn snapshot_transaction<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConn as Connection>::TransactionManager;
+    match conn {
+        DbConn::Pg(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?
+        }
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN DEFERRED")?,
+    }
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// The tables of the database (diesel's `__diesel_schema_migrations`
+/// included), sorted: `sqlite_master` or PostgreSQL's `information_schema`.
+pub fn table_names(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    let rows: Vec<TableName> = match conn {
+        DbConn::Sqlite(c) => diesel::sql_query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+             ORDER BY name",
+        )
+        .load(c)?,
+        DbConn::Pg(c) => diesel::sql_query(
+            "SELECT table_name::text AS name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+        )
+        .load(c)?,
+    };
+    Ok(rows.into_iter().map(|r| r.name).collect())
+}
+
+/// Many rows in one `INSERT … VALUES (…), (…)` (diesel's multi-backend
+/// connection has no batch insert; each backend's own connection has).
+/// Used where a town's devices are copied by the hundred thousand.
+pub fn insert_rows<T, R>(conn: &mut DbConn, table: T, rows: &[R]) -> QueryResult<usize>
+where
+    T: diesel::Table,
+    for<'a> &'a [R]: diesel::Insertable<T>,
+    for<'a> diesel::query_builder::InsertStatement<T, <&'a [R] as diesel::Insertable<T>>::Values>:
+        diesel::query_dsl::methods::ExecuteDsl<PgConnection> + diesel::query_dsl::methods::ExecuteDsl<SqliteConnection>,
+{
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    on_inner!(conn, |c| diesel::insert_into(table).values(rows).execute(c))
 }

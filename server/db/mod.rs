@@ -145,3 +145,48 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
     unlocked.map_err(|e| format!("migration unlock: {e}"))?;
     Ok(count)
 }
+
+/// How a database's applied migrations compare with those this binary embeds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Embedded but not applied (names).
+    pub pending: Vec<String>,
+    /// Applied but unknown to this binary (versions): a newer Herold ran here.
+    pub unknown: Vec<String>,
+}
+
+/// Compares without changing anything — on a database that has diesel's
+/// bookkeeping table (diesel would create it otherwise).
+pub fn migration_status(conn: &mut DbConn) -> Result<MigrationStatus, String> {
+    use diesel::migration::MigrationSource;
+    fn compare<DB: diesel::backend::Backend>(
+        source: &EmbeddedMigrations,
+        applied: Vec<diesel::migration::MigrationVersion<'static>>,
+    ) -> Result<MigrationStatus, String>
+    where
+        EmbeddedMigrations: MigrationSource<DB>,
+    {
+        let embedded = MigrationSource::<DB>::migrations(source).map_err(|e| e.to_string())?;
+        let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
+        let known: Vec<String> = embedded.iter().map(|m| m.name().version().to_string()).collect();
+        Ok(MigrationStatus {
+            pending: embedded
+                .iter()
+                .filter(|m| !applied.contains(&m.name().version().to_string()))
+                .map(|m| m.name().to_string())
+                .collect(),
+            unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        })
+    }
+    let status = match conn {
+        DbConn::Pg(c) => c
+            .applied_migrations()
+            .map_err(|e| e.to_string())
+            .and_then(|applied| compare::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS, applied)),
+        DbConn::Sqlite(c) => c
+            .applied_migrations()
+            .map_err(|e| e.to_string())
+            .and_then(|applied| compare::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS, applied)),
+    };
+    status.map_err(|e| format!("reading the applied migrations: {e}"))
+}

@@ -523,3 +523,15 @@ macro_rules! both_backends_delivering {
         }
     };
 }
+
+impl TestApp {
+    /// The app opened afresh on the same database, as a restarted server
+    /// would be (a CLI command may have changed its keys meanwhile).
+    pub async fn reopen(self) -> TestApp {
+        let TestApp { db, state, service } = self;
+        drop(service);
+        drop(state);
+        let config = Config::for_database(&db.url, db.data_dir()).expect("config");
+        TestApp::with_config(db, config).await
+    }
+}
