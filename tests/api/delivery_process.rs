@@ -14,6 +14,9 @@
 //!   not after the lease.
 //! - On PostgreSQL a message posted on one instance wakes the workers of
 //!   another at once (`LISTEN/NOTIFY`), not at its next poll.
+//! - At scale, on PostgreSQL: 20,000 devices (seeded with SQL) get one
+//!   message exactly once from two instances; with three, one of them
+//!   SIGKILLed midway, at least once and at most one batch twice.
 //!
 //! Every test takes a process-wide lock: each one keeps every core busy
 //! (encryption in Herold, decryption in the push service), and a small
@@ -928,5 +931,190 @@ fn notify_wakes_the_workers_of_another_instance_postgres() {
     assert_eq!(by_a, 0, "a has no delivery workers");
     assert_eq!(by_b, 3 * DEVICES as u64, "b delivered everything");
     assert_eq!(push.count(), 3 * DEVICES);
+    push.assert_no_violations();
+}
+
+// ---------------------------------------------------------------------------
+// 7. Twenty thousand devices, several instances, one killed midway
+// ---------------------------------------------------------------------------
+
+/// Devices of the scale tests, and the batch size they run with.
+const SCALE_DEVICES: usize = 20_000;
+const SCALE_BATCH: usize = 500;
+
+/// Inserts `subs` as devices following `group`, straight into the database:
+/// multi-row `INSERT`s in one transaction (a second or two for 20,000, where
+/// registering through the API takes minutes on this machine). The rows are
+/// what `POST /api/v1/devices` and `PUT …/subscriptions/{group}` write.
+fn seed_followers(site: &Site, subs: &[Subscription], group: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::PgConnection::establish(&site.db.url).expect("connect to the test database");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    // Ids, endpoints and keys are base64url and digits: safe as SQL literals.
+    let mut sql = String::from("BEGIN;\n");
+    for (n, chunk) in subs.chunks(1_000).enumerate() {
+        let rows = |row: &dyn Fn(usize, &Subscription) -> String| {
+            chunk.iter().enumerate().map(|(i, s)| row(n * 1_000 + i, s)).collect::<Vec<_>>().join(",\n")
+        };
+        sql.push_str("INSERT INTO devices (id, token_hash, endpoint, p256dh, auth, created_at, last_seen_at) VALUES\n");
+        sql.push_str(&rows(&|i, s| {
+            format!("('seed{i:06}', 'seed-{}', '{}', '{}', '{}', {now}, {now})", s.id, s.endpoint, s.p256dh, s.auth)
+        }));
+        sql.push_str(";\nINSERT INTO subscriptions (device_id, group_id, created_at) VALUES\n");
+        sql.push_str(&rows(&|i, _| format!("('seed{i:06}', '{group}', {now})")));
+        sql.push_str(";\n");
+    }
+    sql.push_str("COMMIT;");
+    conn.batch_execute(&sql).expect("seed devices and subscriptions");
+}
+
+/// Waits until every subscription has `message`: first cheaply for the
+/// delivery count (a condition variable), then device by device.
+#[track_caller]
+fn wait_all_delivered(
+    push: &TestPushService,
+    subs: &[Subscription],
+    message: &str,
+    timeout: Duration,
+    log: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    push.wait_for(subs.len(), timeout);
+    wait_every_device(push, subs, message, deadline.saturating_duration_since(Instant::now()), log);
+}
+
+/// The instance whose push counter moves: the one holding the fan-out job.
+fn sending(servers: &[&Herold]) -> Option<usize> {
+    let before: Vec<u64> = servers.iter().map(|s| s.delivered_metric()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    servers.iter().zip(before).position(|(s, b)| s.delivered_metric() > b)
+}
+
+/// Two `herold serve` processes on one PostgreSQL database, 20,000 devices
+/// following one group, one message: every device gets it exactly once,
+/// and the processes' counters add up to the pushes received.
+///
+/// (A fan-out job is walked one batch at a time — the claim leases the job
+/// and only recording the batch gives the lease back — so one message is
+/// sent by one instance at a time; which one may change between batches.
+/// Several messages are what spreads over instances: see test 2.)
+#[test]
+fn two_instances_fan_out_to_20000_devices_exactly_once_postgres() {
+    let _serial = exclusive();
+    let Some((site, push)) = Site::prepare(Db::Postgres) else { return };
+    let settings = [("HEROLD_DELIVERY_BATCH_SIZE", "500"), ("HEROLD_DELIVERY_LEASE_SECS", "3")];
+    let started = Instant::now();
+    let a = site.serve("a", &settings);
+    let b = site.serve("b", &settings);
+    let (owner, group) = parish_with_group(&mut a.api());
+    let subs = push.new_subscriptions(SCALE_DEVICES);
+    let keys = started.elapsed();
+    seed_followers(&site, &subs, &group);
+    let seeded = started.elapsed();
+
+    let fanout = Instant::now();
+    let message = post_message(&mut b.api(), &owner, &group, "Sturmflutwarnung für die Altstadt");
+    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", a.log(), b.log());
+    wait_all_delivered(&push, &subs, &message, Duration::from_secs(60), &logs);
+    let delivered_in = fanout.elapsed();
+    let stats = wait_walked(&a, &owner, &message, Duration::from_secs(30));
+    let (by_a, by_b) = (a.delivered_metric(), b.delivered_metric());
+
+    let counts = tally(&push, &message);
+    let histogram = histogram(&counts);
+    eprintln!(
+        "two instances, {SCALE_DEVICES} devices: keys {keys:?}, seeded by {seeded:?}; delivered in {delivered_in:?} \
+         ({:.0}/s); pushes sent by a: {by_a}, by b: {by_b}; deliveries per device {histogram:?}; total {:?}",
+        SCALE_DEVICES as f64 / delivered_in.as_secs_f64(),
+        started.elapsed()
+    );
+    assert_eq!(counts.len(), SCALE_DEVICES, "every device got the message");
+    assert!(counts.values().all(|&n| n == 1), "not exactly once per device: {histogram:?}");
+    assert_eq!(push.count(), SCALE_DEVICES, "no other pushes than the one message");
+    assert_eq!(by_a + by_b, SCALE_DEVICES as u64, "the processes' counters add up to the pushes received");
+    assert_eq!(stats["recipients"], SCALE_DEVICES, "{stats}");
+    assert_eq!(stats["delivered"], SCALE_DEVICES, "{stats}");
+    push.assert_no_violations();
+}
+
+/// Three processes on one PostgreSQL database: `a` and `b` run, a message
+/// to 20,000 devices is posted; when about 30 % are delivered the instance
+/// sending it is SIGKILLed, `c` is started, and the survivors finish.
+///
+/// The bound on repeats: only one batch of a job is in flight at a time
+/// (see test 7's first case), and the job's cursor moves only in the
+/// transaction that records a batch. The kill loses at most the killed
+/// instance's one unrecorded batch; once its lease (3 s) runs out another
+/// instance claims the job at the recorded cursor and sends that batch
+/// again. So every device gets the message at least once, at most
+/// `SCALE_BATCH` (500) devices twice, none three times — at-least-once,
+/// and the notification's `tag` folds the repeat on the device. Nothing
+/// else is repeated: the delivery counters count each device once.
+#[test]
+fn three_instances_one_killed_midway_deliver_20000_devices_postgres() {
+    let _serial = exclusive();
+    let Some((site, push)) = Site::prepare(Db::Postgres) else { return };
+    let settings = [("HEROLD_DELIVERY_BATCH_SIZE", "500"), ("HEROLD_DELIVERY_LEASE_SECS", "3")];
+    let started = Instant::now();
+    let mut servers = vec![site.serve("a", &settings), site.serve("b", &settings)];
+    let (owner, group) = parish_with_group(&mut servers[0].api());
+    let subs = push.new_subscriptions(SCALE_DEVICES);
+    seed_followers(&site, &subs, &group);
+    let seeded = started.elapsed();
+
+    let fanout = Instant::now();
+    let message = post_message(&mut servers[0].api(), &owner, &group, "Trinkwasser abkochen");
+    let kill_after = SCALE_DEVICES * 3 / 10;
+    assert!(
+        push.wait_for(kill_after, Duration::from_secs(60)),
+        "only {} deliveries after 60 s; logs:\n{}\n{}",
+        push.count(),
+        servers[0].log(),
+        servers[1].log()
+    );
+    // Kill the one sending (if the job is between batches, the first).
+    let victim = sending(&[&servers[0], &servers[1]]).unwrap_or(0);
+    let mut killed = servers.remove(victim);
+    killed.kill();
+    let until_kill = fanout.elapsed();
+    let at_kill = push.count();
+    let killed_log = killed.log();
+    let survivor = servers.pop().expect("the other instance");
+    let c = site.serve("c", &settings);
+    let logs = || format!("--- survivor ---\n{}\n--- c ---\n{}", survivor.log(), c.log());
+    assert!(at_kill < SCALE_DEVICES, "the fan-out was over before the kill ({at_kill}): nothing was tested");
+
+    wait_all_delivered(&push, &subs, &message, Duration::from_secs(60), &logs);
+    let delivered_in = fanout.elapsed();
+    let stats = wait_walked(&c, &owner, &message, Duration::from_secs(30));
+    let (by_survivor, by_c) = (survivor.delivered_metric(), c.delivered_metric());
+    let counts = tally(&push, &message);
+    let histogram = histogram(&counts);
+    let twice = counts.values().filter(|&&n| n == 2).count();
+    eprintln!(
+        "three instances, {SCALE_DEVICES} devices (seeded by {seeded:?}): {} killed at {at_kill} deliveries \
+         {until_kill:?} after posting; every device delivered {delivered_in:?} after posting; pushes sent by {}: \
+         {by_survivor}, by c: {by_c}; deliveries per device {histogram:?}; total {:?}\nwarnings: {:?}",
+        ["a", "b"][victim],
+        ["b", "a"][victim],
+        started.elapsed(),
+        warnings(&killed_log).chain(warnings(&survivor.log())).chain(warnings(&c.log())).collect::<Vec<_>>()
+    );
+    assert_eq!(counts.len(), SCALE_DEVICES, "every device got the message");
+    assert!(counts.values().all(|&n| n <= 2), "a device got the message three times or more: {histogram:?}");
+    assert!(
+        twice <= SCALE_BATCH,
+        "{twice} devices got the message twice; the kill may repeat one batch ({SCALE_BATCH}) at most: {histogram:?}"
+    );
+    assert_eq!(push.count(), SCALE_DEVICES + twice, "no other pushes than the message and the repeated batch");
+    assert!(by_survivor + by_c >= (SCALE_DEVICES - at_kill) as u64, "the survivors sent the rest");
+    assert_eq!(stats["recipients"], SCALE_DEVICES, "{stats}");
+    assert_eq!(stats["delivered"], SCALE_DEVICES, "{stats}");
+    assert_eq!(
+        (stats["failed"].as_i64(), stats["gone"].as_i64(), stats["pending"].as_i64()),
+        (Some(0), Some(0), Some(0)),
+        "{stats}"
+    );
     push.assert_no_violations();
 }
