@@ -41,6 +41,7 @@ struct RawConfig {
     rate_limit_devices: String,
     rate_limit_reports: String,
     rate_limit_alerts: String,
+    rate_limit_test_notifications: String,
     trusted_proxies: String,
     login_lockout_failures: u32,
     login_lockout_minutes: i64,
@@ -74,6 +75,7 @@ impl Default for RawConfig {
             rate_limit_devices: "30/hour".into(),
             rate_limit_reports: "20/hour".into(),
             rate_limit_alerts: "10/hour".into(),
+            rate_limit_test_notifications: "5/hour".into(),
             trusted_proxies: String::new(),
             login_lockout_failures: 10,
             login_lockout_minutes: 15,
@@ -267,6 +269,7 @@ fn limits_config(raw: &RawConfig) -> Result<LimitsConfig, ConfigError> {
         (Limit::Devices, &raw.rate_limit_devices),
         (Limit::Reports, &raw.rate_limit_reports),
         (Limit::Alerts, &raw.rate_limit_alerts),
+        (Limit::TestNotifications, &raw.rate_limit_test_notifications),
     ] {
         limits.set_rate(limit, Rate::parse(&limit.variable(), text)?);
     }

@@ -38,10 +38,12 @@ pub enum Limit {
     Devices,
     Reports,
     Alerts,
+    TestNotifications,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 5] = [Limit::Login, Limit::Register, Limit::Devices, Limit::Reports, Limit::Alerts];
+    pub const ALL: [Limit; 6] =
+        [Limit::Login, Limit::Register, Limit::Devices, Limit::Reports, Limit::Alerts, Limit::TestNotifications];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +52,7 @@ impl Limit {
             Limit::Devices => "devices",
             Limit::Reports => "reports",
             Limit::Alerts => "alerts",
+            Limit::TestNotifications => "test_notifications",
         }
     }
 
@@ -66,6 +69,9 @@ impl Limit {
             Limit::Devices => Rate::new(30, 3600),
             Limit::Reports => Rate::new(20, 3600),
             Limit::Alerts => Rate::new(10, 3600),
+            // Each one is a real push signed with the town's key: a flood could
+            // make a push service throttle the whole origin.
+            Limit::TestNotifications => Rate::new(5, 3600),
         }
     }
 
@@ -119,7 +125,7 @@ impl Rate {
 #[derive(Debug, Clone)]
 pub struct LimitsConfig {
     /// One entry per [`Limit`], in `Limit::ALL` order; `None` is off.
-    pub rates: [Option<Rate>; 5],
+    pub rates: [Option<Rate>; 6],
     /// Reverse proxies whose `X-Forwarded-For` is believed (`HEROLD_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<IpNet>,
     /// Consecutive failed logins that lock an account; 0 disables the lock-out.
@@ -151,7 +157,7 @@ impl LimitsConfig {
     /// Every rate limit off (tests and tools that send many requests from
     /// one address; the lock-out stays).
     pub fn without_rates(mut self) -> Self {
-        self.rates = [None; 5];
+        self.rates = [None; 6];
         self
     }
 
@@ -297,6 +303,8 @@ limit_kinds!(
     Reports,
     /// `POST /admin/tenants/{slug}/alerts`.
     Alerts,
+    /// `POST /devices/me/test-notification`.
+    TestNotifications,
 );
 
 /// Extractor: counts the request against limit `L` of its client address,

@@ -7,7 +7,7 @@ use crate::auth::CurrentDevice;
 use crate::devices::{self, NewDevice, PushSubscription};
 use crate::error::ApiResult;
 use crate::groups::GroupView;
-use crate::limits::{Devices, Limited};
+use crate::limits::{Devices, Limited, TestNotifications};
 use crate::messages::{self, MessageView};
 use crate::model::{Page, PageQuery};
 use crate::notices::{self, TestRequest};
@@ -116,8 +116,10 @@ pub async fn inbox(
 /// resident's check that notifications reach the phone.
 #[utoipa::path(post, path = "/api/v1/devices/me/test-notification", tag = "residents",
     request_body = TestRequest, security(("device" = [])),
-    responses((status = 202, description = "queued; the delivery workers send it at once"), (status = 401)))]
+    responses((status = 202, description = "queued; the delivery workers send it at once"), (status = 401),
+              (status = 429, description = "rate limited (per client address)")))]
 pub async fn test_notification(
+    _limit: Limited<TestNotifications>,
     state: web::Data<AppState>,
     device: CurrentDevice,
     body: Option<web::Json<TestRequest>>,

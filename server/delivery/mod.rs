@@ -220,9 +220,12 @@ impl Delivery {
             self.run_retries(retries).await?;
             return Ok(true);
         }
+        // No more than can be in flight at once: claimed notices are not
+        // lease-renewed, so none may wait behind the others for a send slot.
+        let notice_limit = limit.min(self.config.concurrency.max(1) as i64);
         let work = self.held.clone();
         let notices = Self::db(&self.state.pool, move |c| {
-            let notices = store::claim_notices(c, now, lease, limit)?;
+            let notices = store::claim_notices(c, now, lease, notice_limit)?;
             held(&work).notices.extend(notices.iter().map(|n| (n.notice_id.clone(), until)));
             Ok(notices)
         })
@@ -452,6 +455,7 @@ impl Delivery {
         let now = self.state.now_ms();
         while let Some(joined) = set.join_next().await {
             let Ok((notice, outcome)) = joined else { continue };
+            let deferred = matches!(outcome, Outcome::Deferred { .. });
             notice_ids.push(notice.notice_id.clone());
             let retry_at = match outcome {
                 Outcome::Delivered => None,
@@ -466,7 +470,8 @@ impl Delivery {
                 Outcome::Deferred { seconds } => Some(now + seconds as i64 * 1000),
                 Outcome::Retry { retry_after, .. } => Some(now + backoff_ms(notice.attempts + 1, retry_after)),
             };
-            let attempts = notice.attempts + 1;
+            // Waiting out a paused origin is no failed attempt.
+            let attempts = if deferred { notice.attempts } else { notice.attempts + 1 };
             match retry_at {
                 Some(at) if at < notice.expires_at && attempts < self.config.max_attempts => {
                     result.rescheduled.push((notice.notice_id, attempts, at))

@@ -8,8 +8,7 @@ use diesel::prelude::*;
 
 use crate::auth::secrets::new_id;
 use crate::db::schema::{
-    broadcast_groups, delivery_retries, device_notices, devices, fanout_jobs, messages, subscriber_counts,
-    subscriptions, tenants,
+    broadcast_groups, delivery_retries, device_notices, devices, fanout_jobs, messages, subscriptions, tenants,
 };
 use crate::db::{dialect, DbConn};
 
@@ -471,14 +470,16 @@ pub fn record_notices(conn: &mut DbConn, result: &NoticeResult) -> QueryResult<(
 pub fn snapshot_subscriber_counts(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
     let day = crate::model::day(now);
     dialect::write_transaction(conn, |conn| {
-        diesel::delete(subscriber_counts::table.filter(subscriber_counts::day.eq(&day))).execute(conn)?;
         // One statement for all groups (diesel's multi-backend connection has
-        // no batch insert). `day` is our own `YYYY-MM-DD`, safe as a literal.
+        // no batch insert), an upsert so that two instances' janitors running
+        // at once both succeed (`WHERE true`: SQLite's parser needs it before
+        // ON CONFLICT in INSERT … SELECT). `day` is our own `YYYY-MM-DD`.
         debug_assert!(day.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
         let written = diesel::sql_query(format!(
             "INSERT INTO subscriber_counts (group_id, day, subscribers) \
              SELECT g.id, '{day}', (SELECT COUNT(*) FROM subscriptions s WHERE s.group_id = g.id) \
-             FROM broadcast_groups g"
+             FROM broadcast_groups g WHERE true \
+             ON CONFLICT (group_id, day) DO UPDATE SET subscribers = excluded.subscribers"
         ))
         .execute(conn)?;
         Ok(written)

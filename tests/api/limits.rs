@@ -18,7 +18,7 @@ const SECOND: i64 = 1000;
 const MINUTE: i64 = 60 * SECOND;
 
 /// An app with small limits: login 3/minute, registration 2/hour, devices
-/// 3/hour, reports 2/hour, alerts 1/hour; proxies in 10.0.0.0/8 are trusted.
+/// 3/hour, reports 2/hour, alerts 1/hour, test notifications 2/hour; proxies in 10.0.0.0/8 are trusted.
 async fn limited_app(kind: Db) -> Option<TestApp> {
     let db = TestDb::new(kind)?;
     let mut config = Config::for_database(&db.url, db.data_dir()).expect("config");
@@ -27,6 +27,7 @@ async fn limited_app(kind: Db) -> Option<TestApp> {
     config.limits.set_rate(Limit::Devices, Some(Rate::new(3, 3600)));
     config.limits.set_rate(Limit::Reports, Some(Rate::new(2, 3600)));
     config.limits.set_rate(Limit::Alerts, Some(Rate::new(1, 3600)));
+    config.limits.set_rate(Limit::TestNotifications, Some(Rate::new(2, 3600)));
     config.limits.trusted_proxies = LimitsConfig::parse_proxies("10.0.0.0/8").expect("proxies");
     Some(TestApp::with_config(db, config).await)
 }
@@ -237,6 +238,24 @@ with_limits!(
         send_from(&app, one, None, Some(&admin.access), alerts, alert.clone()).await.expect(201);
         expect_limited(send_from(&app, one, None, Some(&admin.access), alerts, alert.clone()).await, "3600");
         send_from(&app, two, None, Some(&admin.access), alerts, alert).await.expect(201);
+    }
+);
+
+with_limits!(
+    async fn test_notifications_are_limited(app: TestApp) {
+        // Each is a real push signed with the town's key: a loop must not
+        // make a push service throttle the whole origin.
+        let device = app.device().await;
+        let (one, two) = ("198.51.100.40:1000", "198.51.100.41:1000");
+        let path = "/api/v1/devices/me/test-notification";
+        let test = |peer: &'static str| {
+            let (app, token) = (&app, device.token.clone());
+            async move { send_from(app, peer, None, Some(&token), path, json!({"lang": "de"})).await }
+        };
+        test(one).await.expect(202);
+        test(one).await.expect(202);
+        expect_limited(test(one).await, "1800");
+        test(two).await.expect(202);
     }
 );
 
