@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::secrets::{self, hash_secret, new_id, new_secret};
-use crate::db::schema::{broadcast_groups, device_notices, devices, subscriptions};
+use crate::db::schema::{broadcast_groups, devices, subscriptions};
 use crate::db::{dialect, DbConn};
 use crate::error::{ApiError, ApiResult};
 use crate::groups::{self, GroupView};
@@ -95,9 +95,7 @@ pub fn update_push(
 
 /// Erases the device and, by cascade, its subscriptions; its reports lose the link.
 pub fn erase(conn: &mut DbConn, device_id: &str) -> ApiResult<()> {
-    diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq(device_id))).execute(conn)?;
-    diesel::delete(device_notices::table.filter(device_notices::device_id.eq(device_id))).execute(conn)?;
-    diesel::delete(devices::table.find(device_id)).execute(conn)?;
+    crate::delivery::store::delete_devices(conn, &[device_id.to_owned()])?;
     Ok(())
 }
 

@@ -310,12 +310,7 @@ pub fn record(
         if let Some(reason) = &result.last_failure {
             diesel::update(messages::table.find(message_id)).set(messages::last_failure.eq(reason)).execute(conn)?;
         }
-        if !result.gone_devices.is_empty() {
-            // Subscriptions and pending retries go with the device (cascade).
-            diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&result.gone_devices)))
-                .execute(conn)?;
-            diesel::delete(devices::table.filter(devices::id.eq_any(&result.gone_devices))).execute(conn)?;
-        }
+        delete_devices(conn, &result.gone_devices)?;
         for (device_id, attempts, next_at, reason) in &result.new_retries {
             diesel::insert_into(delivery_retries::table)
                 .values((
@@ -379,12 +374,20 @@ pub fn purge_stale_devices(conn: &mut DbConn, before: i64) -> QueryResult<usize>
     conn.transaction(|conn| {
         let stale: Vec<String> =
             devices::table.filter(devices::last_seen_at.lt(before)).select(devices::id).limit(10_000).load(conn)?;
-        if stale.is_empty() {
-            return Ok(0);
-        }
-        diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&stale))).execute(conn)?;
-        diesel::delete(devices::table.filter(devices::id.eq_any(&stale))).execute(conn)
+        delete_devices(conn, &stale)
     })
+}
+
+/// Deletes devices with everything that hangs on them: subscriptions,
+/// pending notices (and, by cascade, retries). Gone devices, purged devices
+/// and a resident's erasure all go through here.
+pub fn delete_devices(conn: &mut DbConn, ids: &[String]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(device_notices::table.filter(device_notices::device_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(devices::table.filter(devices::id.eq_any(ids))).execute(conn)
 }
 
 /// A due notice for one device, leased to this worker.
@@ -445,13 +448,7 @@ pub struct NoticeResult {
 pub fn record_notices(conn: &mut DbConn, result: &NoticeResult) -> QueryResult<()> {
     conn.transaction(|conn| {
         diesel::delete(device_notices::table.filter(device_notices::id.eq_any(&result.finished))).execute(conn)?;
-        if !result.gone_devices.is_empty() {
-            diesel::delete(device_notices::table.filter(device_notices::device_id.eq_any(&result.gone_devices)))
-                .execute(conn)?;
-            diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(&result.gone_devices)))
-                .execute(conn)?;
-            diesel::delete(devices::table.filter(devices::id.eq_any(&result.gone_devices))).execute(conn)?;
-        }
+        delete_devices(conn, &result.gone_devices)?;
         for (id, attempts, next_at) in &result.rescheduled {
             diesel::update(device_notices::table.find(id))
                 .set((
