@@ -204,14 +204,23 @@ impl Resolve for GuardedResolver {
         let host = name.as_str().to_owned();
         let trusted = self.trusted_hosts.contains(&host);
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| trusted || is_public(a.ip())).collect();
-            if addrs.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
-            }
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs = reachable(&host, trusted, resolved)?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
+}
+
+/// The resolved addresses of `host` a push request may go to: all of them
+/// for a host the operator allowed, else only public ones (a name that
+/// resolves to a private address is the classic SSRF, DNS rebinding its
+/// late variant: hence the check on every resolution, not at registration).
+fn reachable(host: &str, trusted: bool, resolved: impl Iterator<Item = SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = resolved.filter(|a| trusted || is_public(a.ip())).collect();
+    if addrs.is_empty() {
+        return Err(format!("{host} resolves to no public address"));
+    }
+    Ok(addrs)
 }
 
 #[cfg(test)]
@@ -238,5 +247,113 @@ mod tests {
         for public in ["142.250.185.74", "2a00:1450:4001:82b::200a"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
+    }
+
+    fn addrs(ips: &[&str]) -> Vec<SocketAddr> {
+        ips.iter().map(|ip| SocketAddr::new(ip.parse().unwrap(), 0)).collect()
+    }
+
+    #[test]
+    fn a_name_resolving_to_private_addresses_is_refused_unless_allowed() {
+        // DNS rebinding: a harmless-looking name that answers with the metadata service.
+        let private = addrs(&["169.254.169.254", "10.0.0.7", "::1"]);
+        let refused = reachable("push.example", false, private.clone().into_iter()).unwrap_err();
+        assert!(refused.contains("no public address"), "{refused}");
+        // Only the public answers of a mixed resolution are used.
+        let mixed = addrs(&["127.0.0.1", "142.250.185.74", "fd00::1"]);
+        assert_eq!(reachable("push.example", false, mixed.into_iter()).unwrap(), addrs(&["142.250.185.74"]));
+        // An origin of HEROLD_PUSH_ALLOWED_ORIGINS (a test or private push service) may be anywhere.
+        assert_eq!(reachable("push.internal", true, private.clone().into_iter()).unwrap(), private);
+    }
+
+    fn resolver(trusted: &[&str]) -> GuardedResolver {
+        GuardedResolver { trusted_hosts: trusted.iter().map(|h| h.to_string()).collect() }
+    }
+
+    async fn resolve(resolver: &GuardedResolver, host: &str) -> Result<Vec<SocketAddr>, String> {
+        let name: Name = host.parse().map_err(|_| "bad name".to_owned())?;
+        resolver.resolve(name).await.map(|addrs| addrs.collect()).map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_localhost_unless_its_origin_is_allowed() {
+        let refused = resolve(&resolver(&[]), "localhost").await.unwrap_err();
+        assert!(refused.contains("no public address"), "{refused}");
+        let refused = resolve(&resolver(&["push.example"]), "localhost").await.unwrap_err();
+        assert!(refused.contains("no public address"), "another host's permission does not carry over: {refused}");
+        let allowed = resolve(&resolver(&["localhost"]), "localhost").await.expect("allowed");
+        assert!(!allowed.is_empty() && allowed.iter().all(|a| a.ip().is_loopback()), "{allowed:?}");
+    }
+
+    /// A one-connection-at-a-time HTTP server on loopback answering `201`,
+    /// counting the connections it accepted.
+    fn loopback_push_service() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = stream.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        (port, accepted)
+    }
+
+    fn client(trusted: &[&str]) -> PushClient {
+        PushClient::new(PushClientConfig {
+            timeout: Duration::from_secs(5),
+            per_origin_concurrency: 2,
+            extra_ca_pem: None,
+            trusted_hosts: trusted.iter().map(|h| h.to_string()).collect(),
+        })
+        .expect("client")
+    }
+
+    async fn send(client: &PushClient, endpoint: &Url) -> Outcome {
+        let origin = endpoint.origin().ascii_serialization();
+        client
+            .send(PushRequest {
+                endpoint,
+                origin: &origin,
+                body: vec![0; 100],
+                ttl: 60,
+                urgency: "normal",
+                topic: None,
+                authorization: "vapid t=x, k=y",
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_client_never_connects_to_loopback_unless_its_host_is_allowed() {
+        let (port, accepted) = loopback_push_service();
+        let endpoint = Url::parse(&format!("http://localhost:{port}/push/abc")).unwrap();
+        match send(&client(&[]), &endpoint).await {
+            Outcome::Retry { reason, .. } => assert!(reason.contains("no public address"), "{reason}"),
+            other => panic!("sent to loopback: {other:?}"),
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0, "a connection reached the private address");
+        // The same endpoint once the operator allowed its host.
+        assert_eq!(send(&client(&["localhost"]), &endpoint).await, Outcome::Delivered);
+        assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     }
 }
