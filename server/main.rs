@@ -22,8 +22,32 @@ fn init_command_logging() {
         .try_init();
 }
 
+/// Parses the command line; a mistake in it is one line on stderr and exit
+/// code 2 (help and version print as clap writes them).
+fn parse_command_line() -> Cli {
+    use clap::error::ErrorKind;
+    Cli::try_parse().unwrap_or_else(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        _ => {
+            // clap's message up to its usage block, folded into one line.
+            let text = e.to_string();
+            let said: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let said = said.join(" ");
+            eprintln!("herold: {} (see herold --help)", said.trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    })
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     let result = match cli.command.as_ref().unwrap_or(&Command::Serve) {
         Command::Serve => serve(&cli),
         command => {

@@ -474,6 +474,75 @@ fn operator_story_postgres() {
     operator_story(Db::Postgres);
 }
 
+// ---- an operator across towns (`--platform`) ----
+
+fn platform_operator(kind: Db) {
+    let Some(site) = Site::for_backend(kind) else { return };
+    site.run(&["tenant", "create", "--slug", "wismar", "--name", "Hansestadt Wismar"]).success();
+
+    // --platform and --tenant exclude each other: refused before anything is asked or written.
+    let out = site.run_with_stdin(
+        &["admin", "create", "--platform", "--tenant", "wismar", "--email", "both@herold.example"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error; stderr: {}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with("herold: ")
+            && lines[0].contains("--platform")
+            && lines[0].contains("--tenant"),
+        "one clear line: {}",
+        out.stderr
+    );
+    // Neither --platform nor --tenant: refused too.
+    let out = site.run_with_stdin(&["admin", "create", "--email", "none@herold.example"], &format!("{PASSWORD}\n"));
+    assert!(!out.status.success() && out.stderr.contains("--tenant"), "{}", out.stderr);
+
+    let out = site
+        .run_with_stdin(
+            &["admin", "create", "--platform", "--email", "betrieb@herold.example"],
+            &format!("{PASSWORD}\n"),
+        )
+        .success();
+    assert!(out.stdout.contains("betrieb@herold.example") && out.stdout.contains("operator"), "{}", out.stdout);
+
+    let server = site.serve();
+    let login = |email: &str| {
+        server.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": email, "password": PASSWORD}).to_string()),
+        )
+    };
+    let (status, body) = login("both@herold.example");
+    assert!(status == 401 || status == 400, "the refused command made an account: {status} {body}");
+    let (status, body) = login("none@herold.example");
+    assert!(status == 401 || status == 400, "the refused command made an account: {status} {body}");
+    let (status, body) = login("betrieb@herold.example");
+    assert_eq!(status, 200, "login as the operator: {body}");
+    let token = body["access_token"].as_str().expect("access token").to_owned();
+    let me = server.expect(200, "GET", "/api/v1/me", Some(&token), None);
+    assert_eq!(me["email"], "betrieb@herold.example", "{me}");
+    assert_eq!(me["platform_admin"], true, "{me}");
+    assert_eq!(me["city_admin_of"], json!(["wismar"]), "an operator administers every town: {me}");
+    // The flag means something: the operator reads every town's audit log, where the CLI's act is recorded.
+    let all = server.expect(200, "GET", "/api/v1/admin/audit?action=operator.create", Some(&token), None);
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all["items"][0]["actor"], "operator", "{all}");
+}
+
+#[test]
+fn platform_operator_sqlite() {
+    platform_operator(Db::Sqlite);
+}
+
+#[test]
+fn platform_operator_postgres() {
+    platform_operator(Db::Postgres);
+}
+
 // ---- bad configuration stops start-up, naming the variable ----
 
 /// `herold serve` with one bad variable: non-zero exit, stderr names `variable`.
