@@ -425,6 +425,14 @@ impl Site {
                 ),
             ));
         }
+        // Herold keeps each group's subscriber count with the group; bulk SQL
+        // bypasses that, so count once here as the migration does.
+        steps.push((
+            "subscriber counts".into(),
+            "UPDATE broadcast_groups SET subscriber_count = \
+             (SELECT COUNT(*) FROM subscriptions WHERE subscriptions.group_id = broadcast_groups.id)"
+                .into(),
+        ));
         steps.push(("ANALYZE".into(), "ANALYZE".into()));
         for (what, statement) in steps {
             let t = Instant::now();

@@ -61,8 +61,9 @@ pub enum Command {
         /// A new file to write (readable by its owner only); default stdout.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Include the VAPID private key, so an installation without devices
-        /// can take it over and the town's devices keep receiving pushes.
+        /// Include the VAPID private key and the pseudonym key, so an
+        /// installation without devices can take them over: the town's
+        /// devices keep receiving pushes and residents keep their pseudonyms.
         #[arg(long)]
         with_keys: bool,
     },
@@ -74,6 +75,8 @@ pub enum Command {
         input: Option<PathBuf>,
         /// Leave the residents' devices and subscriptions behind (when the
         /// VAPID keys differ and cannot be moved); residents subscribe again.
+        /// What the devices owned (issue reports, votes, blocks, questions
+        /// not answered publicly) stays behind with them.
         #[arg(long)]
         without_devices: bool,
     },

@@ -42,6 +42,9 @@ struct RawConfig {
     rate_limit_reports: String,
     rate_limit_alerts: String,
     rate_limit_test_notifications: String,
+    rate_limit_issues: String,
+    rate_limit_questions: String,
+    rate_limit_votes: String,
     trusted_proxies: String,
     login_lockout_failures: u32,
     login_lockout_minutes: i64,
@@ -76,6 +79,9 @@ impl Default for RawConfig {
             rate_limit_reports: "20/hour".into(),
             rate_limit_alerts: "10/hour".into(),
             rate_limit_test_notifications: "5/hour".into(),
+            rate_limit_issues: "20/hour".into(),
+            rate_limit_questions: "30/hour".into(),
+            rate_limit_votes: "120/hour".into(),
             trusted_proxies: String::new(),
             login_lockout_failures: 10,
             login_lockout_minutes: 15,
@@ -261,16 +267,24 @@ impl Config {
     }
 }
 
-fn limits_config(raw: &RawConfig) -> Result<LimitsConfig, ConfigError> {
-    let mut limits = LimitsConfig::default();
-    for (limit, text) in [
+/// Each limit with the text of its `HEROLD_RATE_LIMIT_*` setting.
+fn rate_settings(raw: &RawConfig) -> [(Limit, &String); Limit::ALL.len()] {
+    [
         (Limit::Login, &raw.rate_limit_login),
         (Limit::Register, &raw.rate_limit_register),
         (Limit::Devices, &raw.rate_limit_devices),
         (Limit::Reports, &raw.rate_limit_reports),
         (Limit::Alerts, &raw.rate_limit_alerts),
         (Limit::TestNotifications, &raw.rate_limit_test_notifications),
-    ] {
+        (Limit::Issues, &raw.rate_limit_issues),
+        (Limit::Questions, &raw.rate_limit_questions),
+        (Limit::Votes, &raw.rate_limit_votes),
+    ]
+}
+
+fn limits_config(raw: &RawConfig) -> Result<LimitsConfig, ConfigError> {
+    let mut limits = LimitsConfig::default();
+    for (limit, text) in rate_settings(raw) {
         limits.set_rate(limit, Rate::parse(&limit.variable(), text)?);
     }
     limits.trusted_proxies = LimitsConfig::parse_proxies(&raw.trusted_proxies)?;
@@ -294,5 +308,23 @@ fn default_vapid_subject(public_url: &Url) -> String {
         "mailto:admin@herold.example.org".to_owned()
     } else {
         format!("mailto:admin@{host}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new limit needs its setting: every limit is read from the
+    /// configuration, and the default texts are the limits' defaults.
+    #[test]
+    fn every_rate_limit_has_a_setting_with_its_default() {
+        let raw = RawConfig::default();
+        let settings = rate_settings(&raw);
+        for limit in Limit::ALL {
+            let (_, text) =
+                settings.iter().find(|(l, _)| *l == limit).unwrap_or_else(|| panic!("{limit:?} has no setting"));
+            assert_eq!(Rate::parse(&limit.variable(), text).ok().flatten(), Some(limit.default_rate()), "{limit:?}");
+        }
     }
 }

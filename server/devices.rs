@@ -93,7 +93,7 @@ pub fn update_push(
     Ok(())
 }
 
-/// Erases the device and, by cascade, its subscriptions; its reports lose the link.
+/// Erases the device with everything it wrote (`store::delete_devices`).
 pub fn erase(conn: &mut DbConn, device_id: &str) -> ApiResult<()> {
     crate::delivery::store::delete_devices(conn, &[device_id.to_owned()])?;
     Ok(())
@@ -121,17 +121,20 @@ pub fn subscribe(conn: &mut DbConn, device_id: &str, group_id: &str, now: i64) -
             format!("a device can follow at most {MAX_SUBSCRIPTIONS} groups"),
         ));
     }
-    dialect::insert_subscription(conn, device_id, group_id, now)?;
+    if dialect::insert_subscription(conn, device_id, group_id, now)? {
+        groups::adjust_subscribers(conn, group_id, 1)?;
+    }
     groups::public_view(conn, group_id)
 }
 
 /// Unfollows a group (idempotent: unfollowing twice is fine).
 pub fn unsubscribe(conn: &mut DbConn, device_id: &str, group_id: &str) -> ApiResult<()> {
-    diesel::delete(
+    let removed = diesel::delete(
         subscriptions::table
             .filter(subscriptions::device_id.eq(device_id))
             .filter(subscriptions::group_id.eq(group_id)),
     )
     .execute(conn)?;
+    groups::adjust_subscribers(conn, group_id, -(removed as i64))?;
     Ok(())
 }

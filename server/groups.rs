@@ -32,6 +32,8 @@ pub struct Group {
     pub verified: bool,
     pub status: String,
     pub created_at: i64,
+    /// Kept by `adjust_subscribers` wherever subscriptions change.
+    pub subscriber_count: i64,
 }
 
 impl Group {
@@ -76,22 +78,41 @@ macro_rules! rows_query {
     };
 }
 
-fn subscriber_counts(conn: &mut DbConn, ids: &[&str]) -> ApiResult<HashMap<String, i64>> {
-    let rows: Vec<(String, i64)> = subscriptions::table
-        .filter(subscriptions::group_id.eq_any(ids))
-        .group_by(subscriptions::group_id)
-        .select((subscriptions::group_id, count_star()))
-        .load(conn)?;
-    Ok(rows.into_iter().collect())
+/// Moves a group's stored subscriber count by `delta`, in the caller's
+/// transaction (the row lock orders concurrent changes).
+pub fn adjust_subscribers(conn: &mut DbConn, group_id: &str, delta: i64) -> QueryResult<()> {
+    if delta != 0 {
+        diesel::update(broadcast_groups::table.find(group_id))
+            .set(broadcast_groups::subscriber_count.eq(broadcast_groups::subscriber_count + delta))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
-pub(crate) fn views(conn: &mut DbConn, rows: Vec<GroupRow>) -> ApiResult<Vec<GroupView>> {
-    let ids: Vec<&str> = rows.iter().map(|r| r.0.id.as_str()).collect();
-    let counts = subscriber_counts(conn, &ids)?;
+/// Counts the groups' subscriptions afresh (after an import).
+pub fn recount_subscribers(conn: &mut DbConn, group_ids: &[String]) -> QueryResult<()> {
+    for chunk in group_ids.chunks(500) {
+        let counts: HashMap<String, i64> = subscriptions::table
+            .filter(subscriptions::group_id.eq_any(chunk))
+            .group_by(subscriptions::group_id)
+            .select((subscriptions::group_id, count_star()))
+            .load::<(String, i64)>(conn)?
+            .into_iter()
+            .collect();
+        for id in chunk {
+            diesel::update(broadcast_groups::table.find(id))
+                .set(broadcast_groups::subscriber_count.eq(counts.get(id).copied().unwrap_or(0)))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn views(rows: Vec<GroupRow>) -> ApiResult<Vec<GroupView>> {
     rows.into_iter()
         .map(|(g, slug, org_name, _)| {
             Ok(GroupView {
-                subscriber_count: counts.get(&g.id).copied().unwrap_or(0),
+                subscriber_count: g.subscriber_count,
                 category: Category::from_db(&g.category)?,
                 status: g.status()?,
                 organization: OrgRef { id: g.organization_id, name: org_name },
@@ -144,7 +165,7 @@ fn resident_facing(conn: &mut DbConn, id: &str, statuses: &[GroupStatus]) -> Api
 pub fn public_view(conn: &mut DbConn, id: &str) -> ApiResult<GroupView> {
     visible(conn, id)?;
     let row = rows_query!().filter(broadcast_groups::id.eq(id)).first(conn)?;
-    Ok(views(conn, vec![row])?.remove(0))
+    Ok(views(vec![row])?.remove(0))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -196,7 +217,7 @@ pub fn directory(conn: &mut DbConn, tenant_slug: &str, query: &DirectoryQuery) -
         rows.truncate(limit as usize);
         encode_cursor(offset + limit, "d")
     });
-    Ok(Page { items: views(conn, rows)?, next })
+    Ok(Page { items: views(rows)?, next })
 }
 
 pub struct GroupInput<'a> {
@@ -251,7 +272,7 @@ pub fn create(conn: &mut DbConn, actor: &str, org_id: &str, input: GroupInput<'_
 
 pub fn member_view(conn: &mut DbConn, id: &str) -> ApiResult<GroupView> {
     let row = rows_query!().filter(broadcast_groups::id.eq(id)).first(conn)?;
-    Ok(views(conn, vec![row])?.remove(0))
+    Ok(views(vec![row])?.remove(0))
 }
 
 /// Who may manage a group: its organization's owners, or the town's city admin.
@@ -330,7 +351,7 @@ pub fn of_org(conn: &mut DbConn, actor: &str, org_id: &str) -> ApiResult<Vec<Gro
         .filter(broadcast_groups::organization_id.eq(org_id))
         .order((broadcast_groups::created_at.asc(), broadcast_groups::id.asc()))
         .load(conn)?;
-    views(conn, rows)
+    views(rows)
 }
 
 /// One day of a group's subscriber count (UTC).

@@ -1,5 +1,6 @@
 //! Abuse limits: request rates per client address (login, registration,
-//! device creation, reports, alerts) and the login lock-out's settings.
+//! device creation, reports, alerts, residents' issues, questions and votes —
+//! those also per device) and the login lock-out's settings.
 //!
 //! Rates are kept in memory only — a GCRA bucket per (limit, address) in
 //! `governor`'s keyed store, driven by the app clock — never stored in the
@@ -39,11 +40,23 @@ pub enum Limit {
     Reports,
     Alerts,
     TestNotifications,
+    Issues,
+    Questions,
+    Votes,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 6] =
-        [Limit::Login, Limit::Register, Limit::Devices, Limit::Reports, Limit::Alerts, Limit::TestNotifications];
+    pub const ALL: [Limit; 9] = [
+        Limit::Login,
+        Limit::Register,
+        Limit::Devices,
+        Limit::Reports,
+        Limit::Alerts,
+        Limit::TestNotifications,
+        Limit::Issues,
+        Limit::Questions,
+        Limit::Votes,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +66,9 @@ impl Limit {
             Limit::Reports => "reports",
             Limit::Alerts => "alerts",
             Limit::TestNotifications => "test_notifications",
+            Limit::Issues => "issues",
+            Limit::Questions => "questions",
+            Limit::Votes => "votes",
         }
     }
 
@@ -72,6 +88,13 @@ impl Limit {
             // Each one is a real push signed with the town's key: a flood could
             // make a push service throttle the whole origin.
             Limit::TestNotifications => Rate::new(5, 3600),
+            // A resident's issue reports and their photos (one each).
+            Limit::Issues => Rate::new(20, 3600),
+            // Questions in a question hour and posts to an issue's thread.
+            Limit::Questions => Rate::new(30, 3600),
+            // Upvotes and their withdrawal in a question hour: each one goes
+            // out to every listener of the session.
+            Limit::Votes => Rate::new(120, 3600),
         }
     }
 
@@ -125,7 +148,7 @@ impl Rate {
 #[derive(Debug, Clone)]
 pub struct LimitsConfig {
     /// One entry per [`Limit`], in `Limit::ALL` order; `None` is off.
-    pub rates: [Option<Rate>; 6],
+    pub rates: [Option<Rate>; Limit::ALL.len()],
     /// Reverse proxies whose `X-Forwarded-For` is believed (`HEROLD_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<IpNet>,
     /// Consecutive failed logins that lock an account; 0 disables the lock-out.
@@ -157,7 +180,7 @@ impl LimitsConfig {
     /// Every rate limit off (tests and tools that send many requests from
     /// one address; the lock-out stays).
     pub fn without_rates(mut self) -> Self {
-        self.rates = [None; 6];
+        self.rates = [None; Limit::ALL.len()];
         self
     }
 
@@ -189,7 +212,7 @@ impl governor::clock::Clock for AppClock {
     }
 }
 
-type Buckets = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, AppClock, NoOpMiddleware<Nanos>>;
+type Buckets<K> = RateLimiter<K, DashMapStateStore<K>, AppClock, NoOpMiddleware<Nanos>>;
 
 /// Forgotten buckets are swept every so many checks (per limit), so memory
 /// stays bounded by the addresses seen within one refill period.
@@ -197,43 +220,74 @@ const SWEEP_EVERY: u64 = 1024;
 
 /// The in-memory buckets of every limit; one per app (`AppState`).
 pub struct RateLimits {
-    buckets: Vec<Option<Buckets>>,
+    buckets: Vec<Option<Buckets<IpAddr>>>,
+    /// The same rates per resident device (issues, questions): a device
+    /// behind a shared address (a town hall's Wi-Fi, carrier NAT) is held to
+    /// its own share, and one device cannot hop addresses to go faster.
+    device_buckets: Vec<Option<Buckets<String>>>,
     checks: AtomicU64,
     trusted: Vec<IpNet>,
 }
 
 impl RateLimits {
     pub fn new(config: &LimitsConfig, clock: Clock) -> Self {
-        let buckets = Limit::ALL
+        RateLimits {
+            buckets: Self::limiters(config, &clock),
+            device_buckets: Self::limiters(config, &clock),
+            checks: AtomicU64::new(0),
+            trusted: config.trusted_proxies.clone(),
+        }
+    }
+
+    fn limiters<K: std::hash::Hash + Eq + Clone>(config: &LimitsConfig, clock: &Clock) -> Vec<Option<Buckets<K>>> {
+        Limit::ALL
             .iter()
             .map(|l| {
                 let rate = config.rate(*l)?;
                 let quota = Quota::with_period(rate.per / rate.count.get())?.allow_burst(rate.count);
                 Some(RateLimiter::new(quota, DashMapStateStore::default(), AppClock(clock.clone())))
             })
-            .collect();
-        RateLimits { buckets, checks: AtomicU64::new(0), trusted: config.trusted_proxies.clone() }
+            .collect()
     }
 
     /// Counts one request of `limit` from the request's client; refuses
     /// with 429 and the seconds to wait when its bucket is empty.
     pub fn check(&self, limit: Limit, req: &HttpRequest) -> Result<(), ApiError> {
         let Some(buckets) = self.buckets.get(limit.index()).and_then(Option::as_ref) else { return Ok(()) };
+        self.sweep();
+        take(buckets, limit, &client_key(req, &self.trusted))
+    }
+
+    /// Counts one request of `limit` from a resident device (on top of its
+    /// address's count, which the [`Limited`] extractor takes).
+    pub fn check_device(&self, limit: Limit, device_id: &str) -> Result<(), ApiError> {
+        let Some(buckets) = self.device_buckets.get(limit.index()).and_then(Option::as_ref) else { return Ok(()) };
+        self.sweep();
+        take(buckets, limit, &device_id.to_owned())
+    }
+
+    fn sweep(&self) {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             for b in self.buckets.iter().flatten() {
                 b.retain_recent();
                 b.shrink_to_fit();
             }
+            for b in self.device_buckets.iter().flatten() {
+                b.retain_recent();
+                b.shrink_to_fit();
+            }
         }
-        let key = client_key(req, &self.trusted);
-        buckets.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(buckets.clock()));
-            // Whole seconds, rounded up, at least one: `Retry-After: 0` invites a hot loop.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            tracing::info!(limit = limit.name(), "rate limit reached");
-            ApiError::TooManyRequests(secs.max(1))
-        })
     }
+}
+
+fn take<K: std::hash::Hash + Eq + Clone>(buckets: &Buckets<K>, limit: Limit, key: &K) -> Result<(), ApiError> {
+    buckets.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(buckets.clock()));
+        // Whole seconds, rounded up, at least one: `Retry-After: 0` invites a hot loop.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        tracing::info!(limit = limit.name(), "rate limit reached");
+        ApiError::TooManyRequests(secs.max(1))
+    })
 }
 
 /// The bucket key of a request's client. Without a peer address (in-process
@@ -305,6 +359,12 @@ limit_kinds!(
     Alerts,
     /// `POST /devices/me/test-notification`.
     TestNotifications,
+    /// `POST /groups/{id}/issues` and each photo upload (also per device).
+    Issues,
+    /// `POST /sessions/{id}/questions` and resident posts to an issue (also per device).
+    Questions,
+    /// `PUT` and `DELETE /sessions/{id}/questions/{qid}/vote` (also per device).
+    Votes,
 );
 
 /// Extractor: counts the request against limit `L` of its client address,

@@ -182,6 +182,9 @@ pub enum Kind {
     Message,
     /// The town's alert, for every device following any group of the town.
     Alert,
+    /// "The question hour is open": a group's message, scheduled at the
+    /// session's start, whose link is the session page (`qa`).
+    Session,
 }
 
 impl Kind {
@@ -189,12 +192,17 @@ impl Kind {
         match self {
             Kind::Message => "message",
             Kind::Alert => "alert",
+            Kind::Session => "session",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        [Kind::Message, Kind::Alert, Kind::Session].into_iter().find(|k| k.as_str() == text)
     }
 
     pub fn scope(self) -> &'static str {
         match self {
-            Kind::Message => "group",
+            Kind::Message | Kind::Session => "group",
             Kind::Alert => "tenant",
         }
     }
@@ -262,6 +270,25 @@ pub fn store(
         crate::db::dialect::notify_delivery(conn)?;
     }
     Ok(id)
+}
+
+/// Withdraws a scheduled message before it goes out: the message and its
+/// fan-out job go, so nobody ever gets it. Not yet due, its job is held by
+/// no worker; a message already due (its fan-out may be running) is left
+/// alone. False when there was nothing to withdraw.
+pub fn withdraw_scheduled(conn: &mut DbConn, message_id: &str, now: i64) -> ApiResult<bool> {
+    let scheduled = messages::table
+        .find(message_id)
+        .filter(messages::publish_at.gt(now))
+        .select(messages::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some();
+    if scheduled {
+        diesel::delete(fanout_jobs::table.filter(fanout_jobs::message_id.eq(message_id))).execute(conn)?;
+        diesel::delete(messages::table.find(message_id)).execute(conn)?;
+    }
+    Ok(scheduled)
 }
 
 pub(crate) fn own_view(conn: &mut DbConn, id: &str, now: i64) -> ApiResult<OwnMessageView> {

@@ -5,9 +5,10 @@
 //!
 //! Owns the list of tables and their copy order. It copies rows as they are
 //! (ids, hashes, keys, timestamps): it must not interpret or change any of
-//! them, so sessions, device tokens, API tokens and the VAPID key keep
-//! working on the new database. Both ends are opened with the ordinary
-//! `db` code; the few backend-specific statements are in `db::dialect`.
+//! them, so sessions, device tokens, API tokens, the VAPID key and the
+//! residents' pseudonyms keep working on the new database. Both ends are
+//! opened with the ordinary `db` code; the few backend-specific statements
+//! are in `db::dialect`.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -27,6 +28,52 @@ const BATCH_ROWS: usize = 1_000;
 /// diesel's bookkeeping table: created by the migrations, not copied.
 const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 
+/// Copies the rows of `$t` (a `schema` module) with `$insert`: streamed
+/// in one query and inserted `BATCH_ROWS` at a time, or — for tables named
+/// with `by KEY in pages of N` — read and inserted `N` rows at a time in key
+/// order. Pages are for rows too big to hold a thousand of (photos):
+/// PostgreSQL's default loading mode reads a whole result into memory.
+macro_rules! copy_rows {
+    ($from:ident, $to:ident, $t:ident, $row:ty, $insert:ident) => {{
+        let rows = $t::table.select($t::all_columns).load_iter::<$row, DefaultLoadingMode>($from)?;
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut copied = 0;
+        for row in rows {
+            batch.push(row?);
+            if batch.len() == BATCH_ROWS {
+                copied += $insert($to, std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))?;
+            }
+        }
+        if !batch.is_empty() {
+            copied += $insert($to, batch)?;
+        }
+        Ok(copied)
+    }};
+    ($from:ident, $to:ident, $t:ident, $row:ty, $insert:ident, $key:ident, $page:literal) => {{
+        // The key is the first column: the last row's `.0` is where the next page starts.
+        let _key_is_the_first_column: $t::$key = $t::all_columns.0;
+        // The empty string sorts before every id.
+        let mut after = String::new();
+        let mut copied = 0;
+        loop {
+            let rows: Vec<$row> = $t::table
+                .select($t::all_columns)
+                .filter($t::$key.gt(&after))
+                .order($t::$key)
+                .limit($page)
+                .load($from)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0.clone();
+            let full = rows.len() as i64 == $page;
+            copied += $insert($to, rows)?;
+            if !full {
+                break;
+            }
+        }
+        Ok(copied)
+    }};
+}
+
 /// Declares every table with its columns and their Rust types, in the order
 /// the copy inserts them (a table after those its foreign keys point to).
 /// Each arm checks at compile time that its columns are exactly
@@ -35,7 +82,7 @@ const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// makes [`copy`] refuse at run time (the table is in the database) and
 /// fails `tests/api/migrate_db.rs`.
 macro_rules! herold_tables {
-    ($($table:ident { $($column:ident : $ty:ty),+ $(,)? })+) => {
+    ($($table:ident $(by $key:ident in pages of $page:literal)? { $($column:ident : $ty:ty),+ $(,)? })+) => {
         /// Every Herold table, parents before children.
         pub const TABLES: &[&str] = &[$(stringify!($table)),+];
 
@@ -45,23 +92,13 @@ macro_rules! herold_tables {
                 $(stringify!($table) => {
                     use crate::db::schema::$table as t;
                     let _all_columns_listed: ($(t::$column,)+) = t::all_columns;
-                    let rows = t::table
-                        .select(($(t::$column,)+))
-                        .load_iter::<($($ty,)+), DefaultLoadingMode>(from)?;
-                    let mut batch = Vec::with_capacity(BATCH_ROWS);
-                    let mut copied = 0;
-                    for row in rows {
-                        let ($($column,)+) = row?;
-                        batch.push(($(t::$column.eq($column),)+));
-                        if batch.len() == BATCH_ROWS {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
-                            copied += on_inner!(to, |c| diesel::insert_into(t::table).values(full).execute(c))?;
-                        }
-                    }
-                    if !batch.is_empty() {
-                        copied += on_inner!(to, |c| diesel::insert_into(t::table).values(batch).execute(c))?;
-                    }
-                    Ok(copied as u64)
+                    type Row = ($($ty,)+);
+                    let insert = |to: &mut DbConn, rows: Vec<Row>| -> anyhow::Result<u64> {
+                        let values: Vec<_> =
+                            rows.into_iter().map(|($($column,)+)| ($(t::$column.eq($column),)+)).collect();
+                        Ok(on_inner!(to, |c| diesel::insert_into(t::table).values(values).execute(c))? as u64)
+                    };
+                    copy_rows!(from, to, t, Row, insert $(, $key, $page)?)
                 })+
                 other => bail!("migrate-db does not know the table {other}"),
             }
@@ -93,6 +130,7 @@ herold_tables! {
     broadcast_groups {
         id: String, tenant_id: String, organization_id: String, name: String, description: String,
         category: String, verified: bool, status: String, created_at: i64, updated_at: i64,
+        subscriber_count: i64,
     }
     messages {
         id: String, tenant_id: String, group_id: String, title: String, body: String, url: Option<String>,
@@ -135,8 +173,42 @@ herold_tables! {
         id: String, tenant_id: Option<String>, actor: String, action: String, target_type: String,
         target_id: String, reason: Option<String>, created_at: i64,
     }
-    // The VAPID and token-signing keys: without them every resident's push
-    // subscription and every session would be void on the new database.
+    // Residents talking back: issue reports with their conversation and
+    // photos, blocks, question hours. The pseudonyms on these rows are
+    // copied as they are, and so is the key behind them (server_secrets).
+    group_intakes { group_id: String, open: bool, categories: String, board: bool, updated_at: i64 }
+    issues {
+        id: String, tenant_id: String, organization_id: String, group_id: String, device_id: String,
+        author: String, category: String, body: String, lat: Option<f64>, lon: Option<f64>,
+        address: Option<String>, lang: String, status: String, public: bool, created_at: i64, updated_at: i64,
+    }
+    issue_posts {
+        id: String, issue_id: String, from_org: bool, user_id: Option<String>, body: Option<String>,
+        status: Option<String>, created_at: i64,
+    }
+    // Up to a few MB each (re-encoded JPEG): 16 at a time, not a thousand.
+    issue_photos by id in pages of 16 {
+        id: String, issue_id: String, content_type: String, width: i32, height: i32, bytes: i32, data: Vec<u8>,
+        created_at: i64,
+    }
+    device_blocks {
+        id: String, organization_id: String, device_id: String, author: String, reason: String,
+        created_by: String, created_at: i64,
+    }
+    qa_sessions {
+        id: String, tenant_id: String, organization_id: String, group_id: String, title: String,
+        description: String, starts_at: i64, ends_at: i64, message_id: Option<String>, cancelled: bool,
+        version: i64, created_by: String, created_at: i64,
+    }
+    qa_questions {
+        id: String, session_id: String, device_id: Option<String>, author: String, body: String, lang: String,
+        status: String, answer: Option<String>, answer_public: bool, answered_by: Option<String>,
+        answered_at: Option<i64>, version: i64, created_at: i64,
+    }
+    qa_votes { question_id: String, device_id: String, created_at: i64 }
+    // The VAPID, token-signing and pseudonym keys: without them every
+    // resident's push subscription and every session would be void on the
+    // new database, and residents would get new pseudonyms.
     server_secrets { name: String, value: String, created_at: i64 }
 }
 

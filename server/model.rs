@@ -91,6 +91,11 @@ text_enum!(
     Resolution { HideMessage = "hide_message", Dismiss = "dismiss", SuspendGroup = "suspend_group" }
 );
 
+text_enum!(
+    /// Where a resident's issue report stands with the organization.
+    IssueStatus { Received = "received", InProgress = "in_progress", Done = "done", Rejected = "rejected" }
+);
+
 /// A page of a list: `{"items": [...], "next": cursor-or-null}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {

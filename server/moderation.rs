@@ -241,7 +241,7 @@ pub fn town_groups(
             .load(conn)?;
         reasons.extend(found);
     }
-    let items = groups::views(conn, rows)?
+    let items = groups::views(rows)?
         .into_iter()
         .zip(org_status)
         .map(|(group, organization_status)| {

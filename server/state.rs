@@ -46,9 +46,16 @@ impl Clock {
     }
 }
 
+/// Photos decoded at once per instance (`AppState::photo_slots`).
+const PHOTO_SLOTS: usize = 2;
+/// Photo uploads held in memory at once per instance (`AppState::upload_slots`).
+pub const UPLOAD_SLOTS: usize = 8;
+
 pub struct Keys {
     pub jwt: JwtKeys,
     pub vapid: VapidKeys,
+    /// Keys the HMAC behind residents' pseudonyms (`talk::pseudonym`).
+    pub pseudonym: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -66,6 +73,12 @@ pub struct AppState {
     /// Set on SIGTERM: `/readyz` answers 503 so load balancers stop routing
     /// here while the server still serves for the grace period.
     pub draining: Arc<AtomicBool>,
+    /// The question hours' live streams on this instance.
+    pub live: Arc<crate::live::Hub>,
+    /// Photos decoded at once: each may take a few hundred MiB for a moment.
+    pub photo_slots: Arc<tokio::sync::Semaphore>,
+    /// Photo uploads whose bodies (up to 10 MiB) may be held at once.
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -88,6 +101,9 @@ impl AppState {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             limits: Arc::new(limits),
             draining: Arc::new(AtomicBool::new(false)),
+            live: Arc::new(crate::live::Hub::default()),
+            photo_slots: Arc::new(tokio::sync::Semaphore::new(PHOTO_SLOTS)),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOAD_SLOTS)),
         })
     }
 
@@ -124,6 +140,8 @@ impl AppState {
 /// The `server_secrets` row of the VAPID private key (`herold import` may replace it).
 pub const VAPID_SECRET: &str = "vapid_private_key";
 const JWT_SECRET: &str = "jwt_hs256_key";
+/// The `server_secrets` row behind residents' pseudonyms (carried by `herold export --with-keys`).
+pub const PSEUDONYM_SECRET: &str = "pseudonym_hmac_key";
 
 /// Reads a named secret, creating it with `make` if absent. Several instances
 /// starting at once agree: the first insert wins and everyone reads it back.
@@ -149,5 +167,10 @@ fn secret_or_create(conn: &mut DbConn, name: &str, now: i64, make: impl FnOnce()
 pub fn load_keys(conn: &mut DbConn, now: i64) -> Result<Keys, String> {
     let vapid = secret_or_create(conn, VAPID_SECRET, now, || VapidKeys::generate().to_stored())?;
     let jwt = secret_or_create(conn, JWT_SECRET, now, || secrets::new_secret("jwt"))?;
-    Ok(Keys { jwt: JwtKeys::from_secret(jwt.as_bytes()), vapid: VapidKeys::from_stored(&vapid)? })
+    let pseudonym = secret_or_create(conn, PSEUDONYM_SECRET, now, || secrets::new_secret("psn"))?;
+    Ok(Keys {
+        jwt: JwtKeys::from_secret(jwt.as_bytes()),
+        vapid: VapidKeys::from_stored(&vapid)?,
+        pseudonym: pseudonym.into_bytes(),
+    })
 }

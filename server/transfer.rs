@@ -2,15 +2,18 @@
 //! one tenant as JSON Lines; `herold import` reads it into another
 //! installation — either backend, in one transaction, ids kept.
 //!
-//! Format (version 1), one JSON object per line, streamed both ways so a
+//! Format (version 2), one JSON object per line, streamed both ways so a
 //! town with 100,000 devices needs no more memory than a page of rows:
-//! a header `{"herold_export": 1, "tenant": "wismar", "exported_at": …,
-//! "herold_version": …, "vapid_public_key": …, "devices": N}`, then records
-//! `{"record": "…", <columns>}` in the order they can be inserted — tenant,
-//! user, organization, membership, city_admin, group, api_token, message,
-//! device, subscription, subscriber_count, report, audit — and last an
-//! `end` record with the count of each kind: a file cut off in transit is
-//! refused instead of half imported.
+//! a header `{"herold_export": 2, "tenant": "wismar", "exported_at": …,
+//! "herold_version": …, "vapid_public_key": …, "pseudonym_key_id": …,
+//! "devices": N}`, then records `{"record": "…", <columns>}` in the order
+//! they can be inserted — tenant, user, organization, membership,
+//! city_admin, group, intake, api_token, message, device, subscription,
+//! subscriber_count, report, issue, issue_post, issue_photo, block,
+//! session, question, vote, audit — and last an `end` record with the count
+//! of each kind: a file cut off in transit is refused instead of half
+//! imported. Version 1 (before residents could talk back: no intake …
+//! vote records, no pseudonym key) still imports.
 //!
 //! What moves, and what deliberately does not:
 //! - users of the town (members of its organizations, its city admins):
@@ -22,12 +25,22 @@
 //! - API tokens move (hashes only): the organizations' integrations keep
 //!   posting. Refresh tokens do not: the target signs with its own JWT key,
 //!   so everyone logs in once more.
-//! - devices that follow a group of the town: the device row and nothing
-//!   else (endpoint, its two keys, token hash, two times — DESIGN.md's
-//!   privacy rule), so the PWA on the phone keeps its device token; and
-//!   only their subscriptions to this town's groups (which other towns a
-//!   device follows is none of this town's business). A device already on
-//!   the target (it follows a town moved earlier) is kept as it is.
+//! - devices that follow a group of the town, or wrote to it (an issue
+//!   report, a question or a vote in a question hour) or were blocked by
+//!   one of its organizations: the device row and nothing else (endpoint,
+//!   its two keys, token hash, two times — DESIGN.md's privacy rule), so
+//!   the PWA on the phone keeps its device token and its reports; and only
+//!   their subscriptions to this town's groups (which other towns a device
+//!   follows is none of this town's business). A device already on the
+//!   target (it follows a town moved earlier) is kept as it is.
+//! - what residents said to the town: groups' intake settings, issue
+//!   reports with their conversation and photos (base64 of the stored
+//!   JPEG), blocks, question hours with their questions and votes. Stored
+//!   pseudonyms (`author`) move as they are. Without the devices
+//!   (`--without-devices`) what a device owns stays behind as when it
+//!   erases itself: its reports (posts, photos), the blocks of it, its
+//!   votes and its questions, except publicly answered ones, which stay
+//!   without the device link.
 //! - messages with their delivery counters, reports, the audit log and the
 //!   subscriber history. Outboxes do not move (fan-out jobs, delivery
 //!   retries, device notices): a message whose fan-out had not finished
@@ -49,6 +62,15 @@
 //! - or `import --without-devices`: the town moves without residents'
 //!   devices and subscriptions; residents subscribe again.
 //!
+//! Pseudonyms: an organization sees a resident as an HMAC of its own id and
+//! the device id under the installation's pseudonym key. The header has a
+//! fingerprint of the source's key; `--with-keys` adds the key itself, and
+//! the import takes it over under the VAPID key's rule (the town has
+//! devices, the target none yet), so a resident who reports again after
+//! the move keeps their pseudonym. Otherwise stored pseudonyms stay as they
+//! are and the import says that new reports get new ones (blocks hold, they
+//! are kept by device).
+//!
 //! This module must not touch another town's rows, and writes nothing on
 //! the target unless the whole file imports.
 
@@ -60,21 +82,27 @@ use anyhow::{anyhow, bail, Context};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::secrets::hash_secret;
 use crate::auth::secrets::new_id;
 use crate::config::Config;
 use crate::db::schema::{
-    api_tokens, audit_log, broadcast_groups, city_admins, devices, fanout_jobs, memberships, messages, organizations,
+    api_tokens, audit_log, broadcast_groups, city_admins, device_blocks, devices, fanout_jobs, group_intakes,
+    issue_photos, issue_posts, issues, memberships, messages, organizations, qa_questions, qa_sessions, qa_votes,
     reports, server_secrets, subscriber_counts, subscriptions, tenants, users,
 };
 use crate::db::{self, dialect, DbConn};
 use crate::messages::Kind;
 use crate::push::vapid::VapidKeys;
-use crate::state::{self, VAPID_SECRET};
+use crate::state::{self, Keys, PSEUDONYM_SECRET, VAPID_SECRET};
 
-/// The format this binary writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this binary writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format it reads (version 1 lacks residents' reports and question hours).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Rows read per query while exporting.
 const PAGE: i64 = 1000;
+/// Photos read per query: up to a few MB each.
+const PHOTO_PAGE: i64 = 16;
 /// Rows per multi-row `INSERT` while importing (7 columns × 500 stays far
 /// below SQLite's and PostgreSQL's bind-parameter limits).
 const INSERT_CHUNK: usize = 500;
@@ -87,12 +115,20 @@ pub const KINDS: &[&str] = &[
     "membership",
     "city_admin",
     "group",
+    "intake",
     "api_token",
     "message",
     "device",
     "subscription",
     "subscriber_count",
     "report",
+    "issue",
+    "issue_post",
+    "issue_photo",
+    "block",
+    "session",
+    "question",
+    "vote",
     "audit",
 ];
 
@@ -109,6 +145,13 @@ pub struct Header {
     /// Only with `export --with-keys`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vapid_private_key: Option<String>,
+    /// Which key the stored pseudonyms were made with ([`key_id`]; not in
+    /// version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_key_id: Option<String>,
+    /// Only with `export --with-keys`: the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_key: Option<String>,
     /// How many device records follow (their key decides whether the
     /// target's VAPID key matters).
     pub devices: u64,
@@ -291,6 +334,182 @@ pub struct AuditRow {
     pub created_at: i64,
 }
 
+/// Whether a group takes issue reports; `categories` is a JSON array.
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = group_intakes)]
+pub struct IntakeRow {
+    pub group_id: String,
+    pub open: bool,
+    pub categories: String,
+    pub board: bool,
+    pub updated_at: i64,
+}
+
+/// A resident's issue report.
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = issues)]
+pub struct IssueRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub organization_id: String,
+    pub group_id: String,
+    pub device_id: String,
+    /// The device's pseudonym for the organization, as stored.
+    pub author: String,
+    pub category: String,
+    pub body: String,
+    /// As text in the file ([`exact_coordinate`]).
+    #[serde(default, with = "exact_coordinate")]
+    pub lat: Option<f64>,
+    #[serde(default, with = "exact_coordinate")]
+    pub lon: Option<f64>,
+    pub address: Option<String>,
+    pub lang: String,
+    pub status: String,
+    pub public: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = issue_posts)]
+pub struct IssuePostRow {
+    pub id: String,
+    pub issue_id: String,
+    pub from_org: bool,
+    pub user_id: Option<String>,
+    pub body: Option<String>,
+    pub status: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = issue_photos)]
+pub struct IssuePhotoRow {
+    pub id: String,
+    pub issue_id: String,
+    pub content_type: String,
+    pub width: i32,
+    pub height: i32,
+    /// The length of `data`.
+    pub bytes: i32,
+    /// The stored image, base64 (standard alphabet, padded) in the file.
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// A device an organization no longer hears from.
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = device_blocks)]
+pub struct BlockRow {
+    pub id: String,
+    pub organization_id: String,
+    pub device_id: String,
+    pub author: String,
+    pub reason: String,
+    /// `user:<id>`.
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// A question hour.
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = qa_sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub organization_id: String,
+    pub group_id: String,
+    pub title: String,
+    pub description: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// The scheduled message announcing it (a message of the town).
+    pub message_id: Option<String>,
+    pub cancelled: bool,
+    pub version: i64,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = qa_questions)]
+pub struct QuestionRow {
+    pub id: String,
+    pub session_id: String,
+    /// None once the device erased itself (a publicly answered question stays).
+    pub device_id: Option<String>,
+    pub author: String,
+    pub body: String,
+    pub lang: String,
+    pub status: String,
+    pub answer: Option<String>,
+    pub answer_public: bool,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<i64>,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = qa_votes)]
+pub struct VoteRow {
+    pub question_id: String,
+    pub device_id: String,
+    pub created_at: i64,
+}
+
+/// Bytes as one base64 string in JSON.
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A coordinate as text, such as `"53.891234567890123"`: Rust's own parser
+/// reads back exactly the `f64` that was written, where serde_json's
+/// default number parsing may miss by one unit in the last place. A plain
+/// number is read too.
+mod exact_coordinate {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.serialize_some(&v.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Coordinate {
+            Text(String),
+            Number(f64),
+        }
+        match Option::<Coordinate>::deserialize(d)? {
+            None => Ok(None),
+            Some(Coordinate::Number(n)) => Ok(Some(n)),
+            Some(Coordinate::Text(t)) => t.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A fingerprint of a pseudonym key: tells two keys apart, reveals nothing of them.
+pub fn key_id(key: &[u8]) -> String {
+    hash_secret(&String::from_utf8_lossy(key)).chars().take(16).collect()
+}
+
 /// The last line: how many records of each kind came before it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndRecord {
@@ -307,12 +526,20 @@ pub enum Record {
     Membership(MembershipRow),
     CityAdmin(CityAdminRow),
     Group(GroupRow),
+    Intake(IntakeRow),
     ApiToken(ApiTokenRow),
     Message(MessageRecord),
     Device(DeviceRow),
     Subscription(SubscriptionRow),
     SubscriberCount(SubscriberCountRow),
     Report(ReportRow),
+    Issue(IssueRow),
+    IssuePost(IssuePostRow),
+    IssuePhoto(IssuePhotoRow),
+    Block(BlockRow),
+    Session(SessionRow),
+    Question(QuestionRow),
+    Vote(VoteRow),
     Audit(AuditRow),
     End(EndRecord),
 }
@@ -326,12 +553,20 @@ impl Record {
             Record::Membership(_) => "membership",
             Record::CityAdmin(_) => "city_admin",
             Record::Group(_) => "group",
+            Record::Intake(_) => "intake",
             Record::ApiToken(_) => "api_token",
             Record::Message(_) => "message",
             Record::Device(_) => "device",
             Record::Subscription(_) => "subscription",
             Record::SubscriberCount(_) => "subscriber_count",
             Record::Report(_) => "report",
+            Record::Issue(_) => "issue",
+            Record::IssuePost(_) => "issue_post",
+            Record::IssuePhoto(_) => "issue_photo",
+            Record::Block(_) => "block",
+            Record::Session(_) => "session",
+            Record::Question(_) => "question",
+            Record::Vote(_) => "vote",
             Record::Audit(_) => "audit",
             Record::End(_) => "end",
         }
@@ -382,6 +617,17 @@ impl Writer<'_> {
 /// sorts before every id) and hands each page to `each`.
 fn paged<R, K: Default>(
     conn: &mut DbConn,
+    fetch: impl FnMut(&mut DbConn, &K) -> QueryResult<Vec<R>>,
+    key: impl Fn(&R) -> K,
+    each: impl FnMut(&mut DbConn, Vec<R>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    paged_by(conn, PAGE, fetch, key, each)
+}
+
+/// [`paged`] with pages of `page` rows (`fetch` must use the same limit).
+fn paged_by<R, K: Default>(
+    conn: &mut DbConn,
+    page: i64,
     mut fetch: impl FnMut(&mut DbConn, &K) -> QueryResult<Vec<R>>,
     key: impl Fn(&R) -> K,
     mut each: impl FnMut(&mut DbConn, Vec<R>) -> anyhow::Result<()>,
@@ -389,7 +635,7 @@ fn paged<R, K: Default>(
     let mut after = K::default();
     loop {
         let rows = fetch(conn, &after)?;
-        let full = rows.len() as i64 >= PAGE;
+        let full = rows.len() as i64 >= page;
         match rows.last() {
             Some(last) => after = key(last),
             None => return Ok(()),
@@ -402,20 +648,22 @@ fn paged<R, K: Default>(
 }
 
 /// Writes the town `slug` to `out`, read from one snapshot of the database.
+/// `keys` are the installation's (their public parts go into the header,
+/// with `with_keys` the private ones too).
 pub fn export(
     conn: &mut DbConn,
-    vapid: &VapidKeys,
+    keys: &Keys,
     slug: &str,
     with_keys: bool,
     now: i64,
     out: &mut dyn Write,
 ) -> anyhow::Result<Counts> {
-    dialect::snapshot_transaction(conn, |conn| export_snapshot(conn, vapid, slug, with_keys, now, out))
+    dialect::snapshot_transaction(conn, |conn| export_snapshot(conn, keys, slug, with_keys, now, out))
 }
 
 fn export_snapshot(
     conn: &mut DbConn,
-    vapid: &VapidKeys,
+    keys: &Keys,
     slug: &str,
     with_keys: bool,
     now: i64,
@@ -432,6 +680,10 @@ fn export_snapshot(
     let town_orgs = || organizations::table.filter(organizations::tenant_id.eq(tid.clone())).select(organizations::id);
     let town_groups =
         || broadcast_groups::table.filter(broadcast_groups::tenant_id.eq(tid.clone())).select(broadcast_groups::id);
+    let town_issues = || issues::table.filter(issues::tenant_id.eq(tid.clone())).select(issues::id);
+    let town_sessions = || qa_sessions::table.filter(qa_sessions::tenant_id.eq(tid.clone())).select(qa_sessions::id);
+    let town_questions =
+        || qa_questions::table.filter(qa_questions::session_id.eq_any(town_sessions())).select(qa_questions::id);
     // A device moves when it follows a group of the town. Pages of devices
     // are found by walking the subscriptions in device order (their primary
     // key), from where the last page ended: each page reads only its own
@@ -451,15 +703,60 @@ fn export_snapshot(
         .filter(subscriptions::group_id.eq_any(town_groups()))
         .select(diesel::dsl::count(subscriptions::device_id).aggregate_distinct())
         .get_result(conn)?;
+    // Devices that wrote to the town (or were blocked by it) move too, so
+    // their reports keep their device. Those that follow no group of the
+    // town are few: held in memory and written after the followers.
+    let mut writers: BTreeSet<String> = BTreeSet::new();
+    writers.extend(issues::table.filter(issues::tenant_id.eq(&tid)).select(issues::device_id).distinct().load(conn)?);
+    writers.extend(
+        qa_questions::table
+            .filter(qa_questions::session_id.eq_any(town_sessions()))
+            .select(qa_questions::device_id)
+            .distinct()
+            .load::<Option<String>>(conn)?
+            .into_iter()
+            .flatten(),
+    );
+    writers.extend(
+        qa_votes::table
+            .filter(qa_votes::question_id.eq_any(town_questions()))
+            .select(qa_votes::device_id)
+            .distinct()
+            .load::<String>(conn)?,
+    );
+    writers.extend(
+        device_blocks::table
+            .filter(device_blocks::organization_id.eq_any(town_orgs()))
+            .select(device_blocks::device_id)
+            .distinct()
+            .load::<String>(conn)?,
+    );
+    let writers: Vec<String> = writers.into_iter().collect();
+    let mut non_followers: BTreeSet<String> = BTreeSet::new();
+    for chunk in writers.chunks(PAGE as usize) {
+        let following: HashSet<String> = subscriptions::table
+            .filter(subscriptions::device_id.eq_any(chunk))
+            .filter(subscriptions::group_id.eq_any(town_groups()))
+            .select(subscriptions::device_id)
+            .distinct()
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        non_followers.extend(chunk.iter().filter(|d| !following.contains(*d)).cloned());
+    }
+    let non_followers: Vec<String> = non_followers.into_iter().collect();
+
     let mut w = Writer { out, counts: Counts::default() };
     w.line(&Header {
         herold_export: FORMAT_VERSION,
         tenant: tenant.slug.clone(),
         exported_at: crate::model::ts(now),
         herold_version: env!("CARGO_PKG_VERSION").to_owned(),
-        vapid_public_key: vapid.public_key().to_owned(),
-        vapid_private_key: with_keys.then(|| vapid.to_stored()),
-        devices: device_count as u64,
+        vapid_public_key: keys.vapid.public_key().to_owned(),
+        vapid_private_key: with_keys.then(|| keys.vapid.to_stored()),
+        pseudonym_key_id: Some(key_id(&keys.pseudonym)),
+        pseudonym_key: with_keys.then(|| String::from_utf8_lossy(&keys.pseudonym).into_owned()),
+        devices: device_count as u64 + non_followers.len() as u64,
     })?;
     w.record(Record::Tenant(tenant))?;
 
@@ -522,6 +819,20 @@ fn export_snapshot(
     paged(
         conn,
         |c, after: &String| {
+            group_intakes::table
+                .filter(group_intakes::group_id.eq_any(town_groups()))
+                .filter(group_intakes::group_id.gt(after))
+                .order(group_intakes::group_id)
+                .limit(PAGE)
+                .select(IntakeRow::as_select())
+                .load(c)
+        },
+        |r| r.group_id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Intake(r))),
+    )?;
+    paged(
+        conn,
+        |c, after: &String| {
             api_tokens::table
                 .filter(api_tokens::organization_id.eq_any(town_orgs()))
                 .filter(api_tokens::id.gt(after))
@@ -569,6 +880,16 @@ fn export_snapshot(
         |r| r.id.clone(),
         |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Device(r))),
     )?;
+    for chunk in non_followers.chunks(PAGE as usize) {
+        let rows: Vec<DeviceRow> = devices::table
+            .filter(devices::id.eq_any(chunk))
+            .order(devices::id)
+            .select(DeviceRow::as_select())
+            .load(conn)?;
+        for row in rows {
+            w.record(Record::Device(row))?;
+        }
+    }
     paged(
         conn,
         |c, (device, group): &(String, String)| {
@@ -620,21 +941,124 @@ fn export_snapshot(
         |c, rows| {
             rows.into_iter().try_for_each(|mut report| {
                 // The reporting device moves only if it follows a group of
-                // the town; otherwise the report stays, unlinked, as after
-                // the device erased itself.
+                // the town (or wrote to it); otherwise the report stays,
+                // unlinked, as after the device erased itself.
                 if let Some(device) = &report.device_id {
                     let follows: i64 = subscriptions::table
                         .filter(subscriptions::device_id.eq(device))
                         .filter(subscriptions::group_id.eq_any(town_groups()))
                         .count()
                         .get_result(c)?;
-                    if follows == 0 {
+                    if follows == 0 && non_followers.binary_search(device).is_err() {
                         report.device_id = None;
                     }
                 }
                 w.record(Record::Report(report))
             })
         },
+    )?;
+    paged(
+        conn,
+        |c, after: &String| {
+            issues::table
+                .filter(issues::tenant_id.eq(&tid))
+                .filter(issues::id.gt(after))
+                .order(issues::id)
+                .limit(PAGE)
+                .select(IssueRow::as_select())
+                .load(c)
+        },
+        |r| r.id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Issue(r))),
+    )?;
+    paged(
+        conn,
+        |c, after: &String| {
+            issue_posts::table
+                .filter(issue_posts::issue_id.eq_any(town_issues()))
+                .filter(issue_posts::id.gt(after))
+                .order(issue_posts::id)
+                .limit(PAGE)
+                .select(IssuePostRow::as_select())
+                .load(c)
+        },
+        |r| r.id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::IssuePost(r))),
+    )?;
+    paged_by(
+        conn,
+        PHOTO_PAGE,
+        |c, after: &String| {
+            issue_photos::table
+                .filter(issue_photos::issue_id.eq_any(town_issues()))
+                .filter(issue_photos::id.gt(after))
+                .order(issue_photos::id)
+                .limit(PHOTO_PAGE)
+                .select(IssuePhotoRow::as_select())
+                .load(c)
+        },
+        |r| r.id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::IssuePhoto(r))),
+    )?;
+    paged(
+        conn,
+        |c, after: &String| {
+            device_blocks::table
+                .filter(device_blocks::organization_id.eq_any(town_orgs()))
+                .filter(device_blocks::id.gt(after))
+                .order(device_blocks::id)
+                .limit(PAGE)
+                .select(BlockRow::as_select())
+                .load(c)
+        },
+        |r| r.id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Block(r))),
+    )?;
+    paged(
+        conn,
+        |c, after: &String| {
+            qa_sessions::table
+                .filter(qa_sessions::tenant_id.eq(&tid))
+                .filter(qa_sessions::id.gt(after))
+                .order(qa_sessions::id)
+                .limit(PAGE)
+                .select(SessionRow::as_select())
+                .load(c)
+        },
+        |r| r.id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Session(r))),
+    )?;
+    paged(
+        conn,
+        |c, after: &String| {
+            qa_questions::table
+                .filter(qa_questions::session_id.eq_any(town_sessions()))
+                .filter(qa_questions::id.gt(after))
+                .order(qa_questions::id)
+                .limit(PAGE)
+                .select(QuestionRow::as_select())
+                .load(c)
+        },
+        |r| r.id.clone(),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Question(r))),
+    )?;
+    paged(
+        conn,
+        |c, (question, device): &(String, String)| {
+            qa_votes::table
+                .filter(qa_votes::question_id.eq_any(town_questions()))
+                .filter(
+                    qa_votes::question_id
+                        .gt(question)
+                        .or(qa_votes::question_id.eq(question).and(qa_votes::device_id.gt(device))),
+                )
+                .order((qa_votes::question_id, qa_votes::device_id))
+                .limit(PAGE)
+                .select(VoteRow::as_select())
+                .load(c)
+        },
+        |r| (r.question_id.clone(), r.device_id.clone()),
+        |_, rows| rows.into_iter().try_for_each(|r| w.record(Record::Vote(r))),
     )?;
     paged(
         conn,
@@ -680,13 +1104,23 @@ pub struct ImportReport {
     pub fanout_jobs: u64,
     /// The target took over the source's VAPID key.
     pub vapid_key_replaced: bool,
+    /// The target took over the source's pseudonym key.
+    pub pseudonym_key_replaced: bool,
+    /// The source's pseudonym key differs from the target's and stays
+    /// behind: residents who write again get new pseudonyms.
+    pub pseudonyms_change: bool,
+    /// Records not imported because their device stayed behind
+    /// (`--without-devices`), per kind.
+    pub left_out: Counts,
+    /// Publicly answered questions kept without their device link.
+    pub unlinked_questions: u64,
 }
 
 /// Reads an export from `input` into the database in one transaction.
-/// `vapid_public_key` is the target's current key.
+/// `keys` are the target's current keys.
 pub fn import(
     conn: &mut DbConn,
-    vapid_public_key: &str,
+    keys: &Keys,
     input: &mut dyn BufRead,
     options: &ImportOptions,
     now: i64,
@@ -696,14 +1130,16 @@ pub fn import(
     let probe: serde_json::Value =
         serde_json::from_str(&first).map_err(|_| anyhow!("the input is not a herold export (line 1 is not JSON)"))?;
     match probe.get("herold_export").and_then(|v| v.as_u64()) {
-        Some(v) if v == FORMAT_VERSION as u64 => {}
-        Some(v) => bail!("the export has format version {v}; this herold reads version {FORMAT_VERSION}"),
+        Some(v) if (OLDEST_FORMAT_VERSION as u64..=FORMAT_VERSION as u64).contains(&v) => {}
+        Some(v) => bail!(
+            "the export has format version {v}; this herold reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
+        ),
         None => bail!("the input is not a herold export (line 1 has no \"herold_export\")"),
     }
     let header: Header = serde_json::from_value(probe).context("line 1: the export's header")?;
     let result = dialect::write_transaction(conn, |conn| {
         let mut importer = Importer::new(&header, options, now);
-        importer.run(conn, vapid_public_key, &mut lines)?;
+        importer.run(conn, keys, &mut lines)?;
         Ok::<_, anyhow::Error>(importer.report)
     });
     result.map_err(|e| anyhow!("{e:#}; nothing imported"))
@@ -743,9 +1179,17 @@ struct Importer<'h> {
     message_ids: HashSet<String>,
     /// Devices of the file present on the target (inserted or found there).
     device_ids: HashSet<String>,
+    issue_ids: HashSet<String>,
+    session_ids: HashSet<String>,
+    question_ids: HashSet<String>,
+    /// Left behind with their device (`--without-devices`): what hangs on
+    /// them is left behind too.
+    dropped_issues: HashSet<String>,
+    dropped_questions: HashSet<String>,
     devices: Vec<DeviceRow>,
     subscriptions: Vec<SubscriptionRow>,
     subscriber_counts: Vec<SubscriberCountRow>,
+    votes: Vec<VoteRow>,
     ended: bool,
 }
 
@@ -762,14 +1206,20 @@ impl<'h> Importer<'h> {
             group_ids: HashSet::new(),
             message_ids: HashSet::new(),
             device_ids: HashSet::new(),
+            issue_ids: HashSet::new(),
+            session_ids: HashSet::new(),
+            question_ids: HashSet::new(),
+            dropped_issues: HashSet::new(),
+            dropped_questions: HashSet::new(),
             devices: Vec::new(),
             subscriptions: Vec::new(),
             subscriber_counts: Vec::new(),
+            votes: Vec::new(),
             ended: false,
         }
     }
 
-    fn run(&mut self, conn: &mut DbConn, vapid_public_key: &str, lines: &mut Lines<'_>) -> anyhow::Result<()> {
+    fn run(&mut self, conn: &mut DbConn, keys: &Keys, lines: &mut Lines<'_>) -> anyhow::Result<()> {
         while let Some(line) = lines.next()? {
             let number = lines.number;
             let record: Record = serde_json::from_str(&line).with_context(|| format!("line {number}"))?;
@@ -780,7 +1230,7 @@ impl<'h> Importer<'h> {
                 bail!("line {number}: the export must start with its tenant, not a {} record", record.kind());
             }
             if let Record::Tenant(tenant) = &record {
-                self.start(conn, tenant, vapid_public_key).with_context(|| format!("line {number}"))?;
+                self.start(conn, tenant, keys).with_context(|| format!("line {number}"))?;
             }
             self.record(conn, record).with_context(|| format!("line {number}"))?;
         }
@@ -794,8 +1244,9 @@ impl<'h> Importer<'h> {
     }
 
     /// Checks before the first write: the town is new here, and the devices
-    /// will work with this installation's VAPID key.
-    fn start(&mut self, conn: &mut DbConn, tenant: &TenantRow, vapid_public_key: &str) -> anyhow::Result<()> {
+    /// will work with this installation's VAPID key (and keep their
+    /// pseudonyms where that can be had).
+    fn start(&mut self, conn: &mut DbConn, tenant: &TenantRow, keys: &Keys) -> anyhow::Result<()> {
         if self.tenant_id.is_some() {
             bail!("a second tenant record: an export holds one town");
         }
@@ -809,7 +1260,8 @@ impl<'h> Importer<'h> {
         if taken > 0 {
             bail!("tenant '{}' exists already on this installation", tenant.slug);
         }
-        self.settle_vapid_key(conn, vapid_public_key)?;
+        self.settle_vapid_key(conn, keys.vapid.public_key())?;
+        self.settle_pseudonym_key(conn, &keys.pseudonym)?;
         self.tenant_id = Some(tenant.id.clone());
         self.report.tenant_slug = tenant.slug.clone();
         self.report.tenant_name = tenant.name.clone();
@@ -856,6 +1308,41 @@ impl<'h> Importer<'h> {
         Ok(())
     }
 
+    /// Takes over the source's pseudonym key under the VAPID key's rule:
+    /// the export carries it (`--with-keys`), the town's devices come along,
+    /// and this installation has no devices whose pseudonyms it would change.
+    /// Otherwise the stored pseudonyms move as they are, and a resident who
+    /// writes again gets a new one.
+    fn settle_pseudonym_key(&mut self, conn: &mut DbConn, ours: &[u8]) -> anyhow::Result<()> {
+        let Some(theirs_id) = &self.header.pseudonym_key_id else {
+            // Version 1: nothing was made with a pseudonym key yet.
+            return Ok(());
+        };
+        if *theirs_id == key_id(ours) || self.options.without_devices || self.header.devices == 0 {
+            return Ok(());
+        }
+        let Some(theirs) = &self.header.pseudonym_key else {
+            self.report.pseudonyms_change = true;
+            return Ok(());
+        };
+        if key_id(theirs.as_bytes()) != *theirs_id {
+            bail!("the export's pseudonym key does not match its fingerprint {theirs_id}");
+        }
+        let here: i64 = devices::table.count().get_result(conn)?;
+        if here > 0 {
+            self.report.pseudonyms_change = true;
+            return Ok(());
+        }
+        let updated = diesel::update(server_secrets::table.find(PSEUDONYM_SECRET))
+            .set((server_secrets::value.eq(theirs), server_secrets::created_at.eq(self.now)))
+            .execute(conn)?;
+        if updated == 0 {
+            dialect::insert_secret_if_absent(conn, PSEUDONYM_SECRET, theirs, self.now)?;
+        }
+        self.report.pseudonym_key_replaced = true;
+        Ok(())
+    }
+
     fn tenant_id(&self) -> &str {
         self.tenant_id.as_deref().unwrap_or_default()
     }
@@ -886,6 +1373,19 @@ impl<'h> Importer<'h> {
         }
     }
 
+    /// A user named as `user:<id>` or by the bare id, as it is on the target.
+    fn user_ref(&self, user: String) -> String {
+        match self.user_ids.get(&user) {
+            Some(id) => id.clone(),
+            None => self.actor(user),
+        }
+    }
+
+    /// Without the devices, what a device owns stays behind with it.
+    fn leave_out(&mut self, kind: &str) {
+        self.report.left_out.add(kind);
+    }
+
     fn record(&mut self, conn: &mut DbConn, record: Record) -> anyhow::Result<()> {
         let kind = record.kind();
         if kind != "device" {
@@ -896,6 +1396,9 @@ impl<'h> Importer<'h> {
         }
         if kind != "subscriber_count" {
             self.flush_subscriber_counts(conn)?;
+        }
+        if kind != "vote" {
+            self.flush_votes(conn)?;
         }
         if kind != "end" {
             self.report.counts.add(kind);
@@ -949,6 +1452,10 @@ impl<'h> Importer<'h> {
                 diesel::insert_into(broadcast_groups::table).values(&row).execute(conn)?;
                 self.group_ids.insert(row.id);
             }
+            Record::Intake(row) => {
+                Self::known(&self.group_ids, &row.group_id, "group")?;
+                diesel::insert_into(group_intakes::table).values(&row).execute(conn)?;
+            }
             Record::ApiToken(mut row) => {
                 Self::known(&self.org_ids, &row.organization_id, "organization")?;
                 Self::known(&self.group_ids, &row.group_id, "group")?;
@@ -968,7 +1475,7 @@ impl<'h> Importer<'h> {
                 }
                 diesel::insert_into(messages::table).values(&row).execute(conn)?;
                 if pending_fanout {
-                    let scope = if row.kind == Kind::Alert.as_str() { Kind::Alert } else { Kind::Message }.scope();
+                    let scope = Kind::parse(&row.kind).unwrap_or(Kind::Message).scope();
                     diesel::insert_into(fanout_jobs::table)
                         .values((
                             fanout_jobs::id.eq(new_id()),
@@ -1017,6 +1524,87 @@ impl<'h> Importer<'h> {
                 row.resolved_by = row.resolved_by.map(|a| self.actor(a));
                 diesel::insert_into(reports::table).values(&row).execute(conn)?;
             }
+            Record::Issue(row) => {
+                self.same_town(&row.tenant_id, "issue", &row.id)?;
+                Self::known(&self.org_ids, &row.organization_id, "organization")?;
+                Self::known(&self.group_ids, &row.group_id, "group")?;
+                if self.options.without_devices {
+                    self.leave_out("issue");
+                    self.dropped_issues.insert(row.id);
+                    return Ok(());
+                }
+                Self::known(&self.device_ids, &row.device_id, "device")?;
+                diesel::insert_into(issues::table).values(&row).execute(conn)?;
+                self.issue_ids.insert(row.id);
+            }
+            Record::IssuePost(mut row) => {
+                if self.dropped_issues.contains(&row.issue_id) {
+                    self.leave_out("issue_post");
+                    return Ok(());
+                }
+                Self::known(&self.issue_ids, &row.issue_id, "issue")?;
+                row.user_id = row.user_id.map(|u| self.user_ref(u));
+                diesel::insert_into(issue_posts::table).values(&row).execute(conn)?;
+            }
+            Record::IssuePhoto(row) => {
+                if self.dropped_issues.contains(&row.issue_id) {
+                    self.leave_out("issue_photo");
+                    return Ok(());
+                }
+                Self::known(&self.issue_ids, &row.issue_id, "issue")?;
+                diesel::insert_into(issue_photos::table).values(&row).execute(conn)?;
+            }
+            Record::Block(mut row) => {
+                Self::known(&self.org_ids, &row.organization_id, "organization")?;
+                if self.options.without_devices {
+                    self.leave_out("block");
+                    return Ok(());
+                }
+                Self::known(&self.device_ids, &row.device_id, "device")?;
+                row.created_by = self.user_ref(row.created_by);
+                diesel::insert_into(device_blocks::table).values(&row).execute(conn)?;
+            }
+            Record::Session(mut row) => {
+                self.same_town(&row.tenant_id, "session", &row.id)?;
+                Self::known(&self.org_ids, &row.organization_id, "organization")?;
+                Self::known(&self.group_ids, &row.group_id, "group")?;
+                row.created_by = self.user_ref(row.created_by);
+                diesel::insert_into(qa_sessions::table).values(&row).execute(conn)?;
+                self.session_ids.insert(row.id);
+            }
+            Record::Question(mut row) => {
+                Self::known(&self.session_ids, &row.session_id, "session")?;
+                if let Some(device) = &row.device_id {
+                    if self.options.without_devices {
+                        // The erase rule: a public answer stays in the
+                        // session's record, without the device.
+                        if !row.answer_public {
+                            self.leave_out("question");
+                            self.dropped_questions.insert(row.id);
+                            return Ok(());
+                        }
+                        row.device_id = None;
+                        self.report.unlinked_questions += 1;
+                    } else {
+                        Self::known(&self.device_ids, device, "device")?;
+                    }
+                }
+                row.answered_by = row.answered_by.map(|u| self.user_ref(u));
+                diesel::insert_into(qa_questions::table).values(&row).execute(conn)?;
+                self.question_ids.insert(row.id);
+            }
+            Record::Vote(row) => {
+                if self.options.without_devices {
+                    self.leave_out("vote");
+                    return Ok(());
+                }
+                Self::known(&self.question_ids, &row.question_id, "question")?;
+                Self::known(&self.device_ids, &row.device_id, "device")?;
+                self.votes.push(row);
+                if self.votes.len() >= INSERT_CHUNK {
+                    self.flush_votes(conn)?;
+                }
+            }
             Record::Audit(mut row) => {
                 self.same_town(row.tenant_id.as_deref().unwrap_or_default(), "audit entry", &row.id)?;
                 row.actor = self.actor(row.actor);
@@ -1035,6 +1623,9 @@ impl<'h> Importer<'h> {
                         bail!("the end line counts {said} {kind} records, the export has {found} (damaged file?)");
                     }
                 }
+                // The groups' stored subscriber counts, from what arrived.
+                let groups: Vec<String> = self.group_ids.iter().cloned().collect();
+                crate::groups::recount_subscribers(conn, &groups)?;
                 self.ended = true;
             }
         }
@@ -1072,6 +1663,12 @@ impl<'h> Importer<'h> {
         dialect::insert_rows::<_, SubscriberCountRow>(conn, subscriber_counts::table, rows.as_slice())?;
         Ok(())
     }
+
+    fn flush_votes(&mut self, conn: &mut DbConn) -> anyhow::Result<()> {
+        let rows = std::mem::take(&mut self.votes);
+        dialect::insert_rows::<_, VoteRow>(conn, qa_votes::table, rows.as_slice())?;
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------------ CLI ----
@@ -1103,11 +1700,14 @@ pub fn export_command(
     let Some(path) = output else {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let counts = export(&mut conn, &keys.vapid, tenant, with_keys, now, &mut out)?;
+        let counts = export(&mut conn, &keys, tenant, with_keys, now, &mut out)?;
         // Standard output is the export: the summary goes to standard error.
         eprintln!("exported town '{tenant}':\n{}", summary(&counts));
         if with_keys {
-            eprintln!("the export holds this installation's VAPID private key: keep it as secret as the database");
+            eprintln!(
+                "the export holds this installation's VAPID private key and pseudonym key: keep it as secret as \
+                 the database"
+            );
         }
         return Ok(());
     };
@@ -1122,14 +1722,17 @@ pub fn export_command(
         _ => anyhow!("export: cannot create {}: {e}", path.display()),
     })?;
     let mut out = std::io::BufWriter::new(file);
-    let written = export(&mut conn, &keys.vapid, tenant, with_keys, now, &mut out).and_then(|counts| {
+    let written = export(&mut conn, &keys, tenant, with_keys, now, &mut out).and_then(|counts| {
         out.into_inner().map_err(|e| anyhow!(e.into_error())).and_then(|f| Ok(f.sync_all()?)).map(|_| counts)
     });
     match written {
         Ok(counts) => {
             println!("exported town '{tenant}' to {}:\n{}", path.display(), summary(&counts));
             if with_keys {
-                println!("the file holds this installation's VAPID private key: keep it as secret as the database");
+                println!(
+                    "the file holds this installation's VAPID private key and pseudonym key: keep it as secret as \
+                     the database"
+                );
             }
             Ok(())
         }
@@ -1147,9 +1750,9 @@ pub fn import_command(config: Option<&Path>, input: Option<&Path>, without_devic
     let report = match input {
         Some(path) => {
             let file = std::fs::File::open(path).with_context(|| format!("import: cannot open {}", path.display()))?;
-            import(&mut conn, keys.vapid.public_key(), &mut std::io::BufReader::new(file), &options, now)
+            import(&mut conn, &keys, &mut std::io::BufReader::new(file), &options, now)
         }
-        None => import(&mut conn, keys.vapid.public_key(), &mut std::io::stdin().lock(), &options, now),
+        None => import(&mut conn, &keys, &mut std::io::stdin().lock(), &options, now),
     }
     .map_err(|e| e.context("import"))?;
     println!("imported town '{}' ({}):\n{}", report.tenant_slug, report.tenant_name, summary(&report.counts));
@@ -1165,6 +1768,17 @@ pub fn import_command(config: Option<&Path>, input: Option<&Path>, without_devic
     if without_devices && report.counts.get("device") > 0 {
         println!("{} devices and their subscriptions were left out (--without-devices)", report.counts.get("device"));
     }
+    let left_out: Vec<String> = KINDS
+        .iter()
+        .filter(|kind| report.left_out.get(kind) > 0)
+        .map(|kind| format!("{} {kind}", report.left_out.get(kind)))
+        .collect();
+    if !left_out.is_empty() {
+        println!("left out with the devices, as when a device erases itself: {}", left_out.join(", "));
+    }
+    if report.unlinked_questions > 0 {
+        println!("{} publicly answered questions stay, without their device", report.unlinked_questions);
+    }
     if report.fanout_jobs > 0 {
         println!("{} messages whose fan-out had not finished will be sent from here", report.fanout_jobs);
     }
@@ -1172,6 +1786,20 @@ pub fn import_command(config: Option<&Path>, input: Option<&Path>, without_devic
         println!(
             "this installation now signs with the source's VAPID key: restart every running herold serve \
              so it uses it"
+        );
+    }
+    if report.pseudonym_key_replaced {
+        println!(
+            "this installation now makes residents' pseudonyms with the source's key: restart every running \
+             herold serve so it uses it"
+        );
+    }
+    // Only worth saying when the town holds pseudonyms that could differ from new ones.
+    if report.pseudonyms_change && ["issue", "question", "block"].iter().any(|k| report.counts.get(k) > 0) {
+        println!(
+            "the source made residents' pseudonyms with another key: stored reports and questions keep theirs, \
+             but a resident who writes again gets a new one (export with --with-keys into an installation \
+             without devices to keep them)"
         );
     }
     Ok(())

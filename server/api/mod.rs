@@ -4,10 +4,12 @@
 
 pub mod admin;
 pub mod errors;
+pub mod issues;
 pub mod moderation;
 pub mod openapi;
 pub mod organizations;
 pub mod public;
+pub mod qa;
 pub mod residents;
 pub mod system;
 pub mod tokens;
@@ -26,7 +28,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(organizations::routes)
             .configure(tokens::routes)
             .configure(admin::routes)
-            .configure(moderation::routes),
+            .configure(moderation::routes)
+            .configure(issues::routes)
+            .configure(qa::routes),
     )
     .configure(system::routes);
 }

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, moderation, organizations, public, residents, tokens};
+use super::{admin, issues, moderation, organizations, public, residents, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,11 @@ use super::{admin, moderation, organizations, public, residents, tokens};
         admin::organizations, admin::decide, admin::send_alert, admin::list_alerts,
         moderation::report, moderation::town_groups, moderation::group_action, moderation::message_action,
         moderation::reports, moderation::resolve, moderation::town_audit, moderation::all_audit,
+        issues::intake, issues::set_intake, issues::create_issue, issues::upload_photo, issues::my_issues,
+        issues::my_issue, issues::delete_my_issue, issues::post_to_my_issue, issues::my_photo, issues::org_issues,
+        issues::org_issue, issues::reply, issues::update_issue, issues::org_photo, issues::block, issues::blocks,
+        issues::unblock, issues::board, issues::board_photo,
+        super::qa::create_session, super::qa::group_sessions, super::qa::session, super::qa::session_events, super::qa::ask, super::qa::vote, super::qa::unvote, super::qa::answer, super::qa::dismiss, super::qa::block, super::qa::end_session, super::qa::cancel_session,
     ),
     modifiers(&BearerSchemes),
 )]

@@ -68,6 +68,7 @@ diesel::table! {
         status -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        subscriber_count -> BigInt,
     }
 }
 
@@ -229,6 +230,118 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    group_intakes (group_id) {
+        group_id -> Text,
+        open -> Bool,
+        categories -> Text,
+        board -> Bool,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    issues (id) {
+        id -> Text,
+        tenant_id -> Text,
+        organization_id -> Text,
+        group_id -> Text,
+        device_id -> Text,
+        author -> Text,
+        category -> Text,
+        body -> Text,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        address -> Nullable<Text>,
+        lang -> Text,
+        status -> Text,
+        public -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    issue_posts (id) {
+        id -> Text,
+        issue_id -> Text,
+        from_org -> Bool,
+        user_id -> Nullable<Text>,
+        body -> Nullable<Text>,
+        status -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    issue_photos (id) {
+        id -> Text,
+        issue_id -> Text,
+        content_type -> Text,
+        width -> Integer,
+        height -> Integer,
+        bytes -> Integer,
+        data -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    device_blocks (id) {
+        id -> Text,
+        organization_id -> Text,
+        device_id -> Text,
+        author -> Text,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    qa_sessions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        organization_id -> Text,
+        group_id -> Text,
+        title -> Text,
+        description -> Text,
+        starts_at -> BigInt,
+        ends_at -> BigInt,
+        message_id -> Nullable<Text>,
+        cancelled -> Bool,
+        version -> BigInt,
+        created_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    qa_questions (id) {
+        id -> Text,
+        session_id -> Text,
+        device_id -> Nullable<Text>,
+        author -> Text,
+        body -> Text,
+        lang -> Text,
+        status -> Text,
+        answer -> Nullable<Text>,
+        answer_public -> Bool,
+        answered_by -> Nullable<Text>,
+        answered_at -> Nullable<BigInt>,
+        version -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    qa_votes (question_id, device_id) {
+        question_id -> Text,
+        device_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(organizations -> tenants (tenant_id));
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -247,6 +360,16 @@ diesel::joinable!(reports -> messages (message_id));
 diesel::joinable!(delivery_retries -> devices (device_id));
 diesel::joinable!(device_notices -> devices (device_id));
 diesel::joinable!(subscriber_counts -> broadcast_groups (group_id));
+diesel::joinable!(group_intakes -> broadcast_groups (group_id));
+diesel::joinable!(issues -> broadcast_groups (group_id));
+diesel::joinable!(issues -> organizations (organization_id));
+diesel::joinable!(issue_posts -> issues (issue_id));
+diesel::joinable!(issue_photos -> issues (issue_id));
+diesel::joinable!(device_blocks -> organizations (organization_id));
+diesel::joinable!(qa_sessions -> broadcast_groups (group_id));
+diesel::joinable!(qa_sessions -> organizations (organization_id));
+diesel::joinable!(qa_questions -> qa_sessions (session_id));
+diesel::joinable!(qa_votes -> qa_questions (question_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -267,4 +390,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     device_notices,
     subscriber_counts,
+    group_intakes,
+    issues,
+    issue_posts,
+    issue_photos,
+    device_blocks,
+    qa_sessions,
+    qa_questions,
+    qa_votes,
 );

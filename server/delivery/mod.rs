@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use crate::db::{DbConn, Pool};
+use crate::messages::Kind;
 use crate::model::ts;
 use crate::push::crypto;
 use crate::push::payload::{self, Notification};
@@ -80,7 +81,11 @@ fn backoff_ms(attempts: i32, retry_after_secs: Option<u64>) -> i64 {
 /// What every device receives for `message` (before encryption): the same
 /// plaintext for all of them.
 pub fn message_payload(public_url: &url::Url, message: &MessageInfo) -> Vec<u8> {
-    let navigate = format!("{}/m/{}", public_url.as_str().trim_end_matches('/'), message.id);
+    // A question hour's notice opens the session page (its link, our own URL).
+    let navigate = match message.url.as_deref() {
+        Some(url) if message.kind == Kind::Session.as_str() => url.to_owned(),
+        _ => format!("{}/m/{}", public_url.as_str().trim_end_matches('/'), message.id),
+    };
     let published_at = ts(message.publish_at);
     payload::build(&Notification {
         message_id: &message.id,
@@ -246,11 +251,14 @@ impl Delivery {
     async fn run_job_batch(self: &Arc<Self>, job: ClaimedJob) -> Result<(), String> {
         let message = Arc::new(job.message);
         let now = self.state.now_ms();
+        if let Some(why) = message.withheld() {
+            return self.withhold(&message, Some(job.job_id), Vec::new(), why, now).await;
+        }
         let (walk, scope, cursor, limit) =
             (message.clone(), job.scope.clone(), job.cursor.clone(), self.config.batch_size);
-        // A message hidden (or expired) before its fan-out is not sent.
+        // A message expired before its fan-out is not sent.
         let expired = message.publish_at + message.ttl_seconds as i64 * 1000 <= now;
-        let targets = if message.hidden || expired {
+        let targets = if expired {
             Vec::new()
         } else {
             Self::db(&self.state.pool, move |c| store::next_targets(c, &walk, &scope, cursor.as_deref(), limit)).await?
@@ -310,6 +318,11 @@ impl Delivery {
                 .push((r.target, r.retry_id, r.attempts));
         }
         for (_, (message, items)) in by_message {
+            let retry_ids: Vec<String> = items.iter().map(|(_, id, _)| id.clone()).collect();
+            if let Some(why) = message.withheld() {
+                self.withhold(&message, None, retry_ids, why, self.state.now_ms()).await?;
+                continue;
+            }
             let outcomes = self.send_all(&message, items.iter().map(|(t, _, _)| t.clone()).collect()).await;
             let now = self.state.now_ms();
             let mut result = BatchResult::default();
@@ -317,7 +330,6 @@ impl Delivery {
                 self.apply(&message, &target.device_id, *attempts, Some(retry_id), outcome, now, &mut result);
             }
             let (message_id, work) = (message.id.clone(), self.held.clone());
-            let retry_ids: Vec<String> = items.iter().map(|(_, id, _)| id.clone()).collect();
             Self::db(&self.state.pool, move |c| {
                 store::record(c, &message_id, &result, None, now)?;
                 let mut held = held(&work);
@@ -328,6 +340,35 @@ impl Delivery {
             })
             .await?;
         }
+        Ok(())
+    }
+
+    /// Ends the delivery of a message that must not be pushed any more
+    /// (hidden, its group or organization suspended): nothing is sent, the
+    /// claimed job is finished, the message's retries (`retries`: the ones
+    /// this worker holds) are dropped.
+    async fn withhold(
+        &self,
+        message: &MessageInfo,
+        job_id: Option<String>,
+        retries: Vec<String>,
+        why: &'static str,
+        now: i64,
+    ) -> Result<(), String> {
+        let (message_id, work) = (message.id.clone(), self.held.clone());
+        Self::db(&self.state.pool, move |c| {
+            store::withhold(c, &message_id, job_id.as_deref(), now)?;
+            let mut held = held(&work);
+            if let Some(id) = &job_id {
+                held.jobs.remove(id);
+            }
+            for id in &retries {
+                held.retries.remove(id);
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(message_id = %message.id, group_id = %message.group_id, reason = why, "delivery withheld");
         Ok(())
     }
 
@@ -552,7 +593,12 @@ impl Delivery {
                 let expires = message.publish_at + message.ttl_seconds as i64 * 1000;
                 if attempts >= self.config.max_attempts || next_at >= expires {
                     result.failed += 1;
-                    result.last_failure = Some(format!("gave up after {attempts} attempts: {reason}"));
+                    result.last_failure = Some(if attempts >= self.config.max_attempts {
+                        format!("gave up after {attempts} attempts: {reason}")
+                    } else {
+                        // The next try would come after the push service may no longer deliver it.
+                        format!("expired after {attempts} attempts: {reason}")
+                    });
                     finish(result);
                 } else if let Some(id) = retry_id {
                     result.rescheduled.push((id.clone(), attempts, next_at, reason));

@@ -8,9 +8,12 @@ use diesel::prelude::*;
 
 use crate::auth::secrets::new_id;
 use crate::db::schema::{
-    broadcast_groups, delivery_retries, device_notices, devices, fanout_jobs, messages, subscriptions, tenants,
+    broadcast_groups, delivery_retries, device_blocks, device_notices, devices, fanout_jobs, issue_photos, issue_posts,
+    issues, messages, organizations, qa_questions, qa_votes, subscriptions, tenants,
 };
 use crate::db::{dialect, DbConn};
+use crate::messages::Kind;
+use crate::model::{GroupStatus, OrgStatus};
 
 /// A claimed fan-out job: the message and where the walk stands.
 #[derive(Debug, Clone)]
@@ -39,9 +42,32 @@ pub struct MessageInfo {
     pub group_name: String,
     pub verified: bool,
     pub tenant: String,
-    /// `message` or `alert` (see `messages::Kind`).
+    /// `message`, `alert` or `session` (see `messages::Kind`).
     pub kind: String,
     pub tenant_id: String,
+    pub group_status: String,
+    pub organization_status: String,
+}
+
+impl MessageInfo {
+    /// Why the message must not be pushed (any more), if it must not: hidden
+    /// by the town, or its group or organization no longer in good standing.
+    /// Read afresh at every claim, so a suspension stops a running fan-out
+    /// at its next batch and its waiting retries. The town's alerts go out
+    /// through its system channel (group status `system`).
+    pub fn withheld(&self) -> Option<&'static str> {
+        if self.hidden {
+            return Some("hidden");
+        }
+        if self.organization_status != OrgStatus::Approved.as_str() {
+            return Some("organization not approved");
+        }
+        let channel = if self.kind == Kind::Alert.as_str() { GroupStatus::System } else { GroupStatus::Active };
+        if self.group_status != channel.as_str() {
+            return Some("group not active");
+        }
+        None
+    }
 }
 
 /// One device to send to.
@@ -55,23 +81,27 @@ pub struct Target {
 
 macro_rules! message_info {
     () => {
-        messages::table.inner_join(broadcast_groups::table.inner_join(tenants::table)).select((
-            messages::id,
-            messages::group_id,
-            messages::title,
-            messages::body,
-            messages::url,
-            messages::urgency,
-            messages::ttl_seconds,
-            messages::publish_at,
-            messages::hidden,
-            messages::created_at,
-            broadcast_groups::name,
-            broadcast_groups::verified,
-            tenants::slug,
-            messages::kind,
-            messages::tenant_id,
-        ))
+        messages::table
+            .inner_join(broadcast_groups::table.inner_join(tenants::table).inner_join(organizations::table))
+            .select((
+                messages::id,
+                messages::group_id,
+                messages::title,
+                messages::body,
+                messages::url,
+                messages::urgency,
+                messages::ttl_seconds,
+                messages::publish_at,
+                messages::hidden,
+                messages::created_at,
+                broadcast_groups::name,
+                broadcast_groups::verified,
+                tenants::slug,
+                messages::kind,
+                messages::tenant_id,
+                broadcast_groups::status,
+                organizations::status,
+            ))
     };
 }
 
@@ -176,6 +206,23 @@ pub fn renew_lease(conn: &mut DbConn, job_id: &str, until: i64) -> QueryResult<(
         .set(fanout_jobs::leased_until.eq(until))
         .execute(conn)?;
     Ok(())
+}
+
+/// Ends a message's delivery unsent (see [`MessageInfo::withheld`]): the
+/// job (if given) is finished, the message's waiting retries are dropped,
+/// and its recipients are cut to the devices the walk has dealt with, so
+/// that nothing shows as pending that will never be sent.
+pub fn withhold(conn: &mut DbConn, message_id: &str, job_id: Option<&str>, now: i64) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        diesel::delete(delivery_retries::table.filter(delivery_retries::message_id.eq(message_id))).execute(conn)?;
+        diesel::update(messages::table.find(message_id))
+            .set(messages::recipients.eq(messages::delivered + messages::gone + messages::failed))
+            .execute(conn)?;
+        if let Some(job_id) = job_id {
+            finish_job(conn, job_id, now)?;
+        }
+        Ok(())
+    })
 }
 
 pub fn finish_job(conn: &mut DbConn, job_id: &str, now: i64) -> QueryResult<()> {
@@ -378,15 +425,41 @@ pub fn purge_stale_devices(conn: &mut DbConn, before: i64) -> QueryResult<usize>
     })
 }
 
-/// Deletes devices with everything that hangs on them: subscriptions,
-/// pending notices (and, by cascade, retries). Gone devices, purged devices
-/// and a resident's erasure all go through here.
+/// Deletes devices with everything that hangs on them: subscriptions (and
+/// their groups' subscriber counts), pending notices (and, by cascade,
+/// retries), what the residents wrote. Gone devices, purged devices and a
+/// resident's erasure all go through here.
 pub fn delete_devices(conn: &mut DbConn, ids: &[String]) -> QueryResult<usize> {
     if ids.is_empty() {
         return Ok(0);
     }
+    let followed: Vec<(String, i64)> = subscriptions::table
+        .filter(subscriptions::device_id.eq_any(ids))
+        .group_by(subscriptions::group_id)
+        .select((subscriptions::group_id, diesel::dsl::count_star()))
+        .load(conn)?;
     diesel::delete(subscriptions::table.filter(subscriptions::device_id.eq_any(ids))).execute(conn)?;
+    for (group_id, n) in followed {
+        crate::groups::adjust_subscribers(conn, &group_id, -n)?;
+    }
     diesel::delete(device_notices::table.filter(device_notices::device_id.eq_any(ids))).execute(conn)?;
+    // What the resident wrote goes with the device: reports with their
+    // threads and photos, votes, blocks, and questions — except those
+    // answered publicly, which stay in the session's record, unlinked.
+    // Counted first as a change of their sessions, so that live streams
+    // drop the questions and the votes (a deleted row has no version).
+    crate::qa::touch_for_erasure(conn, ids)?;
+    let issue_ids = || issues::table.filter(issues::device_id.eq_any(ids)).select(issues::id);
+    diesel::delete(issue_photos::table.filter(issue_photos::issue_id.eq_any(issue_ids()))).execute(conn)?;
+    diesel::delete(issue_posts::table.filter(issue_posts::issue_id.eq_any(issue_ids()))).execute(conn)?;
+    diesel::delete(issues::table.filter(issues::device_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(device_blocks::table.filter(device_blocks::device_id.eq_any(ids))).execute(conn)?;
+    diesel::delete(qa_votes::table.filter(qa_votes::device_id.eq_any(ids))).execute(conn)?;
+    let asked = || qa_questions::table.filter(qa_questions::device_id.eq_any(ids));
+    let gone_questions = asked().filter(qa_questions::answer_public.eq(false)).select(qa_questions::id);
+    diesel::delete(qa_votes::table.filter(qa_votes::question_id.eq_any(gone_questions))).execute(conn)?;
+    diesel::delete(asked().filter(qa_questions::answer_public.eq(false))).execute(conn)?;
+    diesel::update(asked()).set(qa_questions::device_id.eq(None::<String>)).execute(conn)?;
     diesel::delete(devices::table.filter(devices::id.eq_any(ids))).execute(conn)
 }
 
@@ -474,7 +547,7 @@ pub fn snapshot_subscriber_counts(conn: &mut DbConn, now: i64) -> QueryResult<us
         debug_assert!(day.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
         let written = diesel::sql_query(format!(
             "INSERT INTO subscriber_counts (group_id, day, subscribers) \
-             SELECT g.id, '{day}', (SELECT COUNT(*) FROM subscriptions s WHERE s.group_id = g.id) \
+             SELECT g.id, '{day}', g.subscriber_count \
              FROM broadcast_groups g WHERE true \
              ON CONFLICT (group_id, day) DO UPDATE SET subscribers = excluded.subscribers"
         ))

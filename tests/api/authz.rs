@@ -25,6 +25,10 @@
 //!
 //! Rows never share mutable targets: destructive requests work on a fixture
 //! made fresh for that single call (`Fresh`), named `{new}` in the templates.
+//!
+//! Two kinds of request are not JSON: a photo upload (body `PHOTO`: a small
+//! JPEG as the raw body) and a session's event stream (`…/events`: only the
+//! status and headers are read, never the endless body).
 
 use std::collections::BTreeSet;
 
@@ -35,8 +39,9 @@ use serde_json::{json, Value};
 use crate::harness::*;
 use herold::auth::secrets::hash_secret;
 use herold::db::schema::{
-    api_tokens, broadcast_groups, device_notices, devices, memberships, messages, organizations, refresh_tokens,
-    subscriptions, users,
+    api_tokens, broadcast_groups, device_blocks, device_notices, devices, group_intakes, issue_photos, issue_posts,
+    issues, memberships, messages, organizations, qa_questions, qa_sessions, qa_votes, refresh_tokens, subscriptions,
+    users,
 };
 
 /// The callers, in the column order of `ROWS`.
@@ -73,6 +78,23 @@ enum Fresh {
     Report(&'static str),
     /// `{new}`: a new API token of this organization (for its fixture group).
     Token(&'static str),
+    /// `{new}`: an issue report by a new device in this group, `{photo}` its
+    /// photo; the device column calls as that reporting device.
+    Issue(&'static str),
+    /// As `Issue`, but the device column calls as another device (the world's).
+    ForeignIssue(&'static str),
+    /// As `ForeignIssue`, published on the group's board.
+    PublicIssue(&'static str),
+    /// `{new}`: the block of a new reporting device by this group's organization.
+    Block(&'static str),
+    /// `{new}`: a question by a new device in this session.
+    Question(&'static str),
+    /// As `Question`, with the world's device's vote on it.
+    VotedQuestion(&'static str),
+    /// `{new}`: a new question hour of this group, open now for two hours.
+    OpenSession(&'static str),
+    /// `{new}`: a new question hour of this group, starting tomorrow.
+    ScheduledSession(&'static str),
 }
 
 /// The state a row may change, read before and after each call.
@@ -113,6 +135,28 @@ enum Probe {
     TokenRevoked,
     /// Queued device notices (test notifications).
     Notices,
+    /// The intake (open, categories, board) of this group.
+    Intake(&'static str),
+    /// Issue reports in this group.
+    Issues(&'static str),
+    /// Photos of the `{new}` issue.
+    IssuePhotos,
+    /// Posts in the `{new}` issue's thread.
+    IssuePosts,
+    /// Status and public flag of the `{new}` issue (or its absence).
+    IssueState,
+    /// Devices this organization blocked.
+    Blocks(&'static str),
+    /// Question hours of this group.
+    QaSessions(&'static str),
+    /// Questions of this session.
+    Questions(&'static str),
+    /// Votes on the `{new}` question.
+    Votes,
+    /// Status and answer of the `{new}` question.
+    QuestionState,
+    /// End and cancelled flag of the `{new}` session.
+    SessionState,
 }
 
 struct Row {
@@ -160,6 +204,16 @@ const TOKEN_A: &str = r#"{"name": "Website {uniq}", "group_id": "{gA}"}"#;
 const TOKEN_B: &str = r#"{"name": "Website {uniq}", "group_id": "{gB}"}"#;
 const TOKEN_C: &str = r#"{"name": "Website {uniq}", "group_id": "{gC}"}"#;
 const TEST_NOTICE: &str = r#"{"lang": "en"}"#;
+const INTAKE: &str = r#"{"open": true, "categories": ["Straße", "Kat {uniq}"], "board": true}"#;
+const ISSUE: &str = r#"{"category": "Straße", "body": "Schlagloch {uniq}"}"#;
+const THREAD: &str = r#"{"body": "Nachtrag {uniq}"}"#;
+const REPLY: &str = r#"{"body": "Antwort {uniq}"}"#;
+const STATUS: &str = r#"{"status": "in_progress"}"#;
+/// Not JSON: the request's body is a small JPEG (`Content-Type: image/jpeg`).
+const PHOTO: &str = "<photo>";
+const SESSION: &str = r#"{"title": "Sprechstunde {uniq}", "starts_at": "2026-11-27T12:00:00.000Z", "ends_at": "2026-11-27T13:00:00.000Z"}"#;
+const QUESTION: &str = r#"{"body": "Frage {uniq}"}"#;
+const ANSWER: &str = r#"{"body": "Antwort {uniq}", "public": true}"#;
 
 // Columns as in `ROLES`: anonymous, device, editor of A, owner of A, owner of B,
 // city admin of wismar, city admin of strausberg, operator. A = St. Nikolai and
@@ -307,6 +361,69 @@ const ROWS: &[Row] = rows![
     POST "/api/v1/admin/tenants/strausberg/alerts",       ALERT,         F::None,                           P::None              => 401 401 403 403 403 403 201 201;
     GET "/api/v1/admin/tenants/wismar/alerts",            NO,            F::None,                           P::None              => 401 401 403 403 403 200 403 200;
     GET "/api/v1/admin/tenants/strausberg/alerts",        NO,            F::None,                           P::None              => 401 401 403 403 403 403 200 200;
+    // ---- issue reports: a group's intake (its organization's members set it; anyone reads it) ----
+    GET "/api/v1/groups/{gA}/intake",                     NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/groups/{gC}/intake",                     NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    PUT "/api/v1/groups/{gA}/intake",                     INTAKE,        F::None,                           P::Intake("{gA}")    => 401 401 200 200 404 404 404 404;
+    PUT "/api/v1/groups/{gB}/intake",                     INTAKE,        F::None,                           P::Intake("{gB}")    => 401 401 404 404 200 404 404 404;
+    PUT "/api/v1/groups/{gC}/intake",                     INTAKE,        F::None,                           P::Intake("{gC}")    => 401 401 404 404 404 404 404 404;
+    // ---- issue reports, the resident's side: only the reporting device (any town) ----
+    POST "/api/v1/groups/{gA}/issues",                    ISSUE,         F::Device,                         P::Issues("{gA}")    => 401 201 401 401 401 401 401 401;
+    POST "/api/v1/groups/{gC}/issues",                    ISSUE,         F::Device,                         P::Issues("{gC}")    => 401 201 401 401 401 401 401 401;
+    GET "/api/v1/devices/me/issues",                      NO,            F::None,                           P::None              => 401 200 401 401 401 401 401 401;
+    GET "/api/v1/devices/me/issues/{new}",                NO,            F::Issue("{gA}"),                  P::None              => 401 200 401 401 401 401 401 401;
+    GET "/api/v1/devices/me/issues/{new}",                NO,            F::ForeignIssue("{gA}"),           P::None              => 401 404 401 401 401 401 401 401;
+    POST "/api/v1/devices/me/issues/{new}/photos",        PHOTO,         F::Issue("{gA}"),                  P::IssuePhotos       => 401 201 401 401 401 401 401 401;
+    POST "/api/v1/devices/me/issues/{new}/photos",        PHOTO,         F::ForeignIssue("{gA}"),           P::IssuePhotos       => 401 404 401 401 401 401 401 401;
+    GET "/api/v1/devices/me/issues/{new}/photos/{photo}", NO,            F::Issue("{gA}"),                  P::None              => 401 200 401 401 401 401 401 401;
+    GET "/api/v1/devices/me/issues/{new}/photos/{photo}", NO,            F::ForeignIssue("{gA}"),           P::None              => 401 404 401 401 401 401 401 401;
+    POST "/api/v1/devices/me/issues/{new}/posts",         THREAD,        F::Issue("{gA}"),                  P::IssuePosts        => 401 201 401 401 401 401 401 401;
+    POST "/api/v1/devices/me/issues/{new}/posts",         THREAD,        F::ForeignIssue("{gA}"),           P::IssuePosts        => 401 404 401 401 401 401 401 401;
+    DELETE "/api/v1/devices/me/issues/{new}",             NO,            F::Issue("{gA}"),                  P::IssueState        => 401 204 401 401 401 401 401 401;
+    DELETE "/api/v1/devices/me/issues/{new}",             NO,            F::ForeignIssue("{gA}"),           P::IssueState        => 401 404 401 401 401 401 401 401;
+    // ---- issue reports, the organization's side: its members only; city admins and operators never ----
+    GET "/api/v1/organizations/{A}/issues",               NO,            F::None,                           P::None              => 401 401 200 200 404 404 404 404;
+    GET "/api/v1/organizations/{B}/issues",               NO,            F::None,                           P::None              => 401 401 404 404 200 404 404 404;
+    GET "/api/v1/organizations/{C}/issues",               NO,            F::None,                           P::None              => 401 401 404 404 404 404 404 404;
+    GET "/api/v1/issues/{new}",                           NO,            F::Issue("{gA}"),                  P::None              => 401 401 200 200 404 404 404 404;
+    GET "/api/v1/issues/{new}",                           NO,            F::Issue("{gC}"),                  P::None              => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/issues/{new}/replies",                  REPLY,         F::Issue("{gA}"),                  P::IssuePosts        => 401 401 201 201 404 404 404 404;
+    POST "/api/v1/issues/{new}/replies",                  REPLY,         F::Issue("{gB}"),                  P::IssuePosts        => 401 401 404 404 201 404 404 404;
+    PATCH "/api/v1/issues/{new}",                         STATUS,        F::Issue("{gA}"),                  P::IssueState        => 401 401 200 200 404 404 404 404;
+    PATCH "/api/v1/issues/{new}",                         STATUS,        F::Issue("{gC}"),                  P::IssueState        => 401 401 404 404 404 404 404 404;
+    GET "/api/v1/issues/{new}/photos/{photo}",            NO,            F::Issue("{gA}"),                  P::None              => 401 401 200 200 404 404 404 404;
+    GET "/api/v1/issues/{new}/photos/{photo}",            NO,            F::Issue("{gC}"),                  P::None              => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/issues/{new}/block",                    REASON,        F::Issue("{gA}"),                  P::Blocks("{A}")     => 401 401 204 204 404 404 404 404;
+    POST "/api/v1/issues/{new}/block",                    REASON,        F::Issue("{gB}"),                  P::Blocks("{B}")     => 401 401 404 404 204 404 404 404;
+    GET "/api/v1/organizations/{A}/blocks",               NO,            F::None,                           P::None              => 401 401 200 200 404 404 404 404;
+    GET "/api/v1/organizations/{C}/blocks",               NO,            F::None,                           P::None              => 401 401 404 404 404 404 404 404;
+    DELETE "/api/v1/organizations/{A}/blocks/{new}",      NO,            F::Block("{gA}"),                  P::Blocks("{A}")     => 401 401 204 204 404 404 404 404;
+    DELETE "/api/v1/organizations/{A}/blocks/{new}",      NO,            F::Block("{gB}"),                  P::Blocks("{B}")     => 401 401 404 404 404 404 404 404;
+    // ---- the public board: anyone sees what an organization published, nothing else ----
+    GET "/api/v1/groups/{gA}/board",                      NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/groups/{gA}/board/{new}/photos/{photo}", NO,            F::PublicIssue("{gA}"),            P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/groups/{gA}/board/{new}/photos/{photo}", NO,            F::ForeignIssue("{gA}"),           P::None              => 404 404 404 404 404 404 404 404;
+    // ---- question hours: members of the organization run them; anyone reads; devices ask and vote ----
+    POST "/api/v1/groups/{gA}/sessions",                  SESSION,       F::None,                           P::QaSessions("{gA}") => 401 401 201 201 404 404 404 404;
+    POST "/api/v1/groups/{gC}/sessions",                  SESSION,       F::None,                           P::QaSessions("{gC}") => 401 401 404 404 404 404 404 404;
+    GET "/api/v1/groups/{gA}/sessions",                   NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/sessions/{sA}",                          NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/sessions/{sC}",                          NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    GET "/api/v1/sessions/{sA}/events",                   NO,            F::None,                           P::None              => 200 200 200 200 200 200 200 200;
+    POST "/api/v1/sessions/{sA}/questions",               QUESTION,      F::Device,                         P::Questions("{sA}") => 401 201 401 401 401 401 401 401;
+    POST "/api/v1/sessions/{sC}/questions",               QUESTION,      F::Device,                         P::Questions("{sC}") => 401 201 401 401 401 401 401 401;
+    PUT "/api/v1/sessions/{sA}/questions/{new}/vote",     NO,            F::Question("{sA}"),               P::Votes             => 401 200 401 401 401 401 401 401;
+    DELETE "/api/v1/sessions/{sA}/questions/{new}/vote",  NO,            F::VotedQuestion("{sA}"),          P::Votes             => 401 200 401 401 401 401 401 401;
+    POST "/api/v1/sessions/{sA}/questions/{new}/answer",  ANSWER,        F::Question("{sA}"),               P::QuestionState     => 401 401 200 200 404 404 404 404;
+    POST "/api/v1/sessions/{sC}/questions/{new}/answer",  ANSWER,        F::Question("{sC}"),               P::QuestionState     => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/sessions/{sA}/questions/{new}/dismiss", REASON,        F::Question("{sA}"),               P::QuestionState     => 401 401 200 200 404 404 404 404;
+    POST "/api/v1/sessions/{sC}/questions/{new}/dismiss", REASON,        F::Question("{sC}"),               P::QuestionState     => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/sessions/{sA}/questions/{new}/block",   REASON,        F::Question("{sA}"),               P::Blocks("{A}")     => 401 401 204 204 404 404 404 404;
+    POST "/api/v1/sessions/{sC}/questions/{new}/block",   REASON,        F::Question("{sC}"),               P::Blocks("{C}")     => 401 401 404 404 404 404 404 404;
+    POST "/api/v1/sessions/{new}/end",                    NO,            F::OpenSession("{gA}"),            P::SessionState      => 401 401 200 200 404 404 404 404;
+    POST "/api/v1/sessions/{new}/end",                    NO,            F::OpenSession("{gC}"),            P::SessionState      => 401 401 404 404 404 404 404 404;
+    DELETE "/api/v1/sessions/{new}",                      NO,            F::ScheduledSession("{gA}"),       P::SessionState      => 401 401 204 204 404 404 404 404;
+    DELETE "/api/v1/sessions/{new}",                      NO,            F::ScheduledSession("{gC}"),       P::SessionState      => 401 401 404 404 404 404 404 404;
 ];
 
 /// The fixtures every row refers to.
@@ -361,6 +478,20 @@ impl World {
         let m_b = app.message(&owner_b.user, &g_b, "Heimspiel am Samstag").await;
         let m_c = app.message(&owner_c.user, &g_c, "Sirenenprobe Mittwoch").await;
 
+        // Every group takes issue reports; A's shows published ones on its board.
+        for (owner, group, board) in [(&owner_a, &g_a, true), (&owner_b, &g_b, false), (&owner_c, &g_c, false)] {
+            app.put(
+                &format!("/api/v1/groups/{group}/intake"),
+                Some(&owner.user.access),
+                json!({"open": true, "categories": ["Straße"], "board": board}),
+            )
+            .await
+            .expect(200);
+        }
+        // A question hour each in A and C, open now for two hours.
+        let s_a = open_session(app, &owner_a, &g_a, "Sprechstunde St. Nikolai").await;
+        let s_c = open_session(app, &owner_c, &g_c, "Sprechstunde der Wehr").await;
+
         let forger = herold::auth::jwt::JwtKeys::from_secret(b"not the installation's key");
         let impostors = vec![
             ("expired operator JWT", app.state.keys.jwt.issue(&operator.id, T0 - 3600 * 1000).expect("jwt")),
@@ -406,6 +537,8 @@ impl World {
             ("{mA}", m_a),
             ("{mB}", m_b),
             ("{mC}", m_c),
+            ("{sA}", s_a),
+            ("{sC}", s_c),
         ];
         let mut secrets: Vec<String> = names.iter().map(|(_, v)| v.clone()).collect();
         secrets.extend(
@@ -419,6 +552,8 @@ impl World {
                 "Adventskonzert im Dom",
                 "Heimspiel am Samstag",
                 "Sirenenprobe Mittwoch",
+                "Sprechstunde St. Nikolai",
+                "Sprechstunde der Wehr",
                 "buero@st-nikolai.de",
                 "vorstand@hansa-wismar.de",
                 "wehr@feuerwehr-strausberg.de",
@@ -451,6 +586,7 @@ impl World {
         }
         out = out
             .replace("{new}", &call.new)
+            .replace("{photo}", &call.photo)
             .replace("{uniq}", &call.uniq)
             .replace("{login}", &self.login)
             .replace("{password}", PASSWORD);
@@ -474,7 +610,15 @@ impl World {
 struct Call {
     uniq: String,
     new: String,
+    /// `{photo}`: the photo of a fresh issue.
+    photo: String,
     device: Option<String>,
+}
+
+impl Call {
+    fn blank() -> Call {
+        Call { uniq: String::new(), new: String::new(), photo: String::new(), device: None }
+    }
 }
 
 fn uniq() -> String {
@@ -482,8 +626,8 @@ fn uniq() -> String {
 }
 
 async fn prepare(app: &TestApp, world: &World, fresh: Fresh) -> Call {
-    let mut call = Call { uniq: uniq(), new: String::new(), device: None };
-    let blank = Call { uniq: String::new(), new: String::new(), device: None };
+    let mut call = Call { uniq: uniq(), ..Call::blank() };
+    let blank = Call::blank();
     match fresh {
         Fresh::None => {}
         Fresh::Device => call.device = Some(app.device().await.token),
@@ -585,6 +729,72 @@ async fn prepare(app: &TestApp, world: &World, fresh: Fresh) -> Call {
                 .expect(201);
             call.new = report["id"].as_str().expect("report id").to_owned();
         }
+        Fresh::Issue(group) | Fresh::ForeignIssue(group) | Fresh::PublicIssue(group) => {
+            let (reporter, issue, photo) = fresh_issue(app, world, group, &call.uniq).await;
+            if let Fresh::PublicIssue(_) = fresh {
+                let owner = world.owner_of(&world.expand(&group.replace("{g", "{"), &blank));
+                app.patch(&format!("/api/v1/issues/{issue}"), Some(&owner.user.access), json!({"public": true}))
+                    .await
+                    .expect(200);
+            }
+            if let Fresh::Issue(_) = fresh {
+                call.device = Some(reporter);
+            }
+            (call.new, call.photo) = (issue, photo);
+        }
+        Fresh::Block(group) => {
+            let (_, issue, _) = fresh_issue(app, world, group, &call.uniq).await;
+            let owner = world.owner_of(&world.expand(&group.replace("{g", "{"), &blank));
+            let staff = Some(owner.user.access.as_str());
+            let author = app.get(&format!("/api/v1/issues/{issue}"), staff).await.expect(200)["author"]
+                .as_str()
+                .expect("author")
+                .to_owned();
+            app.post(&format!("/api/v1/issues/{issue}/block"), staff, json!({"reason": "Wegwerf"})).await.expect(204);
+            let blocks =
+                app.get(&format!("/api/v1/organizations/{}/blocks?limit=100", owner.org_id), staff).await.expect(200);
+            let block = blocks["items"].as_array().expect("items").iter().find(|b| b["author"] == author.as_str());
+            call.new = block.expect("the new block")["id"].as_str().expect("block id").to_owned();
+        }
+        Fresh::Question(session) | Fresh::VotedQuestion(session) => {
+            let session = world.expand(session, &blank);
+            let asker = app.device().await;
+            let question = app
+                .post(
+                    &format!("/api/v1/sessions/{session}/questions"),
+                    Some(&asker.token),
+                    json!({"body": format!("Wegwerf {}", call.uniq)}),
+                )
+                .await
+                .expect(201);
+            call.new = question["id"].as_str().expect("question id").to_owned();
+            if let Fresh::VotedQuestion(_) = fresh {
+                app.put(
+                    &format!("/api/v1/sessions/{session}/questions/{}/vote", call.new),
+                    Some(&world.device),
+                    Value::Null,
+                )
+                .await
+                .expect(200);
+            }
+        }
+        Fresh::OpenSession(group) | Fresh::ScheduledSession(group) => {
+            let owner = world.owner_of(&world.expand(&group.replace("{g", "{"), &blank));
+            let group = world.expand(group, &blank);
+            let title = format!("Wegwerf {}", call.uniq);
+            call.new = match fresh {
+                Fresh::OpenSession(_) => open_session(app, owner, &group, &title).await,
+                _ => {
+                    let body = json!({"title": title, "starts_at": herold::model::ts(T0 + DAY),
+                                      "ends_at": herold::model::ts(T0 + DAY + 3_600_000)});
+                    let session = app
+                        .post(&format!("/api/v1/groups/{group}/sessions"), Some(&owner.user.access), body)
+                        .await
+                        .expect(201);
+                    session["id"].as_str().expect("session id").to_owned()
+                }
+            };
+        }
         Fresh::Invite => {
             let email = format!("eingeladen-{}@example.org", call.uniq);
             call.new = app
@@ -598,9 +808,77 @@ async fn prepare(app: &TestApp, world: &World, fresh: Fresh) -> Call {
     call
 }
 
+const DAY: i64 = 24 * 3_600_000;
+
+/// A question hour of `group`, open from now for two hours.
+async fn open_session(app: &TestApp, owner: &Owner, group: &str, title: &str) -> String {
+    let body =
+        json!({"title": title, "starts_at": herold::model::ts(T0), "ends_at": herold::model::ts(T0 + 7_200_000)});
+    let session =
+        app.post(&format!("/api/v1/groups/{group}/sessions"), Some(&owner.user.access), body).await.expect(201);
+    session["id"].as_str().expect("session id").to_owned()
+}
+
+/// An issue report by a new device in `group` (a placeholder), with one
+/// photo: (the device's token, the issue, the photo).
+async fn fresh_issue(app: &TestApp, world: &World, group: &str, uniq: &str) -> (String, String, String) {
+    let group = world.expand(group, &Call::blank());
+    let reporter = app.device().await.token;
+    let issue = app
+        .post(
+            &format!("/api/v1/groups/{group}/issues"),
+            Some(&reporter),
+            json!({"category": "Straße", "body": format!("Wegwerf {uniq}")}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .expect("issue id")
+        .to_owned();
+    let photo =
+        send_photo(app, &format!("/api/v1/devices/me/issues/{issue}/photos"), Some(&reporter)).await.expect(201)["id"]
+            .as_str()
+            .expect("photo id")
+            .to_owned();
+    (reporter, issue, photo)
+}
+
+/// POSTs a small JPEG as the raw body, as the PWA uploads a photo.
+async fn send_photo(app: &TestApp, path: &str, token: Option<&str>) -> Res {
+    let mut req = actix_web::test::TestRequest::post()
+        .uri(path)
+        .insert_header(("Content-Type", "image/jpeg"))
+        .set_payload(crate::photos_fixtures::jpeg(32, 24));
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    app.send(req.to_request()).await
+}
+
+/// Opens an event stream and reads its status and headers only (its body
+/// never ends); an error answer is read whole.
+async fn open_stream(app: &TestApp, path: &str, token: Option<&str>) -> Res {
+    use actix_web::test;
+    let service = test::init_service(herold::app(app.state.clone())).await;
+    let mut req = test::TestRequest::get().uri(path);
+    if let Some(t) = token {
+        req = req.insert_header(("Authorization", format!("Bearer {t}")));
+    }
+    let res = test::call_service(&service, req.to_request()).await;
+    let (status, headers) = (res.status(), res.headers().clone());
+    if status.is_success() {
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with("text/event-stream"), "{path}: an event stream, not {content_type:?}");
+        return Res { status, headers, body: Value::Null };
+    }
+    let bytes = test::read_body(res).await;
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    Res { status, headers, body }
+}
+
 /// A new published message in `group` (a placeholder), posted by the owner of its organization.
 async fn fresh_message(app: &TestApp, world: &World, group: &str, uniq: &str) -> String {
-    let blank = Call { uniq: String::new(), new: String::new(), device: None };
+    let blank = Call::blank();
     let owner = world.owner_of(&world.expand(&group.replace("{g", "{"), &blank));
     app.message(&owner.user, &world.expand(group, &blank), &format!("Wegwerf {uniq}")).await
 }
@@ -615,7 +893,12 @@ async fn probe(app: &TestApp, world: &World, probe: Probe, call: &Call) -> Strin
         | Probe::Group(t)
         | Probe::Reports(t)
         | Probe::Messages(t)
-        | Probe::Tokens(t) => world.expand(t, call),
+        | Probe::Tokens(t)
+        | Probe::Intake(t)
+        | Probe::Issues(t)
+        | Probe::Blocks(t)
+        | Probe::QaSessions(t)
+        | Probe::Questions(t) => world.expand(t, call),
         _ => String::new(),
     };
     let (new, uniq) = (call.new.clone(), call.uniq.clone());
@@ -709,6 +992,55 @@ async fn probe(app: &TestApp, world: &World, probe: Probe, call: &Call) -> Strin
                 api_tokens::table.find(&new).select(api_tokens::revoked_at).first::<Option<i64>>(c).expect("probe")
             ),
             Probe::Notices => count(device_notices::table.count().get_result(c)),
+            Probe::Intake(_) => format!(
+                "{:?}",
+                group_intakes::table
+                    .find(&target)
+                    .select((group_intakes::open, group_intakes::categories, group_intakes::board))
+                    .first::<(bool, String, bool)>(c)
+                    .optional()
+                    .expect("probe")
+            ),
+            Probe::Issues(_) => count(issues::table.filter(issues::group_id.eq(&target)).count().get_result(c)),
+            Probe::IssuePhotos => {
+                count(issue_photos::table.filter(issue_photos::issue_id.eq(&new)).count().get_result(c))
+            }
+            Probe::IssuePosts => count(issue_posts::table.filter(issue_posts::issue_id.eq(&new)).count().get_result(c)),
+            Probe::IssueState => format!(
+                "{:?}",
+                issues::table
+                    .find(&new)
+                    .select((issues::status, issues::public))
+                    .first::<(String, bool)>(c)
+                    .optional()
+                    .expect("probe")
+            ),
+            Probe::Blocks(_) => {
+                count(device_blocks::table.filter(device_blocks::organization_id.eq(&target)).count().get_result(c))
+            }
+            Probe::QaSessions(_) => {
+                count(qa_sessions::table.filter(qa_sessions::group_id.eq(&target)).count().get_result(c))
+            }
+            Probe::Questions(_) => {
+                count(qa_questions::table.filter(qa_questions::session_id.eq(&target)).count().get_result(c))
+            }
+            Probe::Votes => count(qa_votes::table.filter(qa_votes::question_id.eq(&new)).count().get_result(c)),
+            Probe::QuestionState => format!(
+                "{:?}",
+                qa_questions::table
+                    .find(&new)
+                    .select((qa_questions::status, qa_questions::answer))
+                    .first::<(String, Option<String>)>(c)
+                    .expect("probe")
+            ),
+            Probe::SessionState => format!(
+                "{:?}",
+                qa_sessions::table
+                    .find(&new)
+                    .select((qa_sessions::ends_at, qa_sessions::cancelled))
+                    .first::<(i64, bool)>(c)
+                    .expect("probe")
+            ),
         }
     })
     .await
@@ -762,7 +1094,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<String> {
         for (role, col, want) in callers {
             let call = prepare(app, world, row.fresh).await;
             let path = world.expand(row.path, &call);
-            let body = if row.body.is_empty() {
+            let body = if row.body.is_empty() || row.body == PHOTO {
                 Value::Null
             } else {
                 serde_json::from_str(&world.expand(row.body, &call)).expect("row body is JSON")
@@ -774,7 +1106,13 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<String> {
                 (None, _) => world.impostors.iter().find(|(name, _)| *name == role).map(|(_, t)| t.clone()),
             };
             let before = probe(app, world, row.probe, &call).await;
-            let res = app.call(method.clone(), &path, token.as_deref(), body).await;
+            let res = if row.body == PHOTO {
+                send_photo(app, &path, token.as_deref()).await
+            } else if row.path.ends_with("/events") {
+                open_stream(app, &path, token.as_deref()).await
+            } else {
+                app.call(method.clone(), &path, token.as_deref(), body).await
+            };
             let after = probe(app, world, row.probe, &call).await;
 
             let got = res.status.as_u16();
@@ -892,6 +1230,30 @@ async fn allowed_reads_stay_scoped(app: &TestApp, world: &World) {
     assert_eq!(subs["items"], json!([]));
     let inbox = app.get("/api/v1/devices/me/inbox", Some(&other.token)).await.expect(200);
     assert_eq!(inbox["items"], json!([]));
+
+    // Issue reports: a device lists its own only; an inbox holds its
+    // organization's only; the board shows no pseudonym.
+    let reports = app.get("/api/v1/devices/me/issues", Some(&other.token)).await.expect(200);
+    assert_eq!(reports["items"], json!([]));
+    let reports = app.get("/api/v1/devices/me/issues", Some(&world.device)).await.expect(200);
+    assert_eq!(reports["items"], json!([]), "the world's device filed nothing");
+    let inbox = app.get(&format!("/api/v1/organizations/{a}/issues?limit=100"), token(3)).await.expect(200);
+    let items = inbox["items"].as_array().expect("items");
+    assert!(!items.is_empty(), "{inbox}");
+    assert!(items.iter().all(|i| i["organization"]["id"] == a.as_str()), "another organization's report: {inbox}");
+    let board = app.get(&format!("/api/v1/groups/{g_a}/board?limit=100"), None).await.expect(200);
+    assert!(!board["items"].as_array().expect("items").is_empty(), "{board}");
+    assert!(!board.to_string().contains("author"), "the board shows a pseudonym: {board}");
+
+    // A question hour shows the askers' pseudonyms to its organization's members only.
+    let s_a = id("{sA}");
+    for (col, role) in ROLES.iter().enumerate() {
+        let session = app.get(&format!("/api/v1/sessions/{s_a}"), token(col)).await.expect(200);
+        let questions = session["questions"].as_array().expect("questions");
+        assert!(!questions.is_empty(), "{role}: {session}");
+        let member = col == 2 || col == 3;
+        assert!(questions.iter().all(|q| q.get("author").is_some() == member), "{role} and pseudonyms: {session}");
+    }
 }
 
 /// Members cannot raise their own role or join someone else's organization;

@@ -1,7 +1,10 @@
 //! The delivery pipeline end to end: a message posted to a group reaches
 //! every subscribed device through the strict test push service, which
 //! verifies VAPID and decrypts each payload with its own RFC 8291 code; and
-//! every answer of a push service has the effect WEBPUSH.md's table demands.
+//! every answer of a push service has the effect WEBPUSH.md's table demands;
+//! a slow push service holds only its own origin's slots; and what the town
+//! hid or suspended is not pushed, not even when it was scheduled or already
+//! under way.
 
 use std::time::Duration;
 
@@ -88,6 +91,28 @@ both_backends_delivering!(
         assert_eq!(d.stats(&parish.user, &second).await["delivered"], 3);
         let exps: std::collections::HashSet<_> = d.push.deliveries().iter().map(|x| x.vapid_exp).collect();
         assert_eq!(exps.len(), 1, "one cached JWT for one origin");
+    }
+);
+
+both_backends_delivering!(
+    async fn a_verified_group_s_pushes_carry_the_badge(d: Delivering, batch = 500) {
+        let (parish, group) = parish(&d).await;
+        let admin = town_admin(&d).await;
+        let (sub, device) = d.devices(1).await.remove(0);
+        d.follow(&device, &group).await;
+        let before = d.app.message(&parish.user, &group, "Noch ohne Siegel").await;
+        d.deliver().await;
+        let verify = format!("/api/v1/admin/groups/{group}/verify");
+        d.app.post(&verify, Some(&admin.access), serde_json::Value::Null).await.expect(200);
+        let after = d.app.message(&parish.user, &group, "Mit Siegel").await;
+        d.deliver().await;
+        let got = d.push.deliveries_for(&sub.id);
+        let verified = |id: &str| {
+            let push = got.iter().find(|x| x.payload["herold"]["message_id"] == id).expect("delivered");
+            push.payload["herold"]["verified"].clone()
+        };
+        assert_eq!(verified(&before), json!(false));
+        assert_eq!(verified(&after), json!(true), "the official badge travels with the notification");
     }
 );
 
@@ -252,6 +277,152 @@ both_backends_delivering!(
     }
 );
 
+/// One push service, plus an allowed origin where nothing listens.
+fn with_a_closed_origin() -> DeliverySetup {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    DeliverySetup { also_allowed: vec![format!("http://127.0.0.1:{port}")], ..DeliverySetup::batch(500) }
+}
+
+both_backends_delivering!(
+    async fn more_push_service_answers_have_their_effects(d: Delivering, setup = with_a_closed_origin()) {
+        let (parish, group) = parish(&d).await;
+        let mut devices = d.devices(4).await;
+        for (_, device) in &devices {
+            d.follow(device, &group).await;
+        }
+        let (ok, _) = devices.remove(0);
+        let (bad_request, _) = devices.remove(0);
+        let (unauthorized, _) = devices.remove(0);
+        let (edge_throttled, _) = devices.remove(0);
+        d.push.program_for(&bad_request.id, Program::status(400));
+        d.push.program_for(&unauthorized.id, Program::status(401));
+        d.push.program_for(&edge_throttled.id, Program::status(406).once());
+        // A device whose (allowed) push service does not answer the phone: connection refused.
+        let closed = d
+            .app
+            .state
+            .config
+            .push_allowed_origins
+            .iter()
+            .map(|o| o.origin().ascii_serialization())
+            .find(|o| o != d.push.origin())
+            .expect("the closed origin");
+        let refused = d.app.post("/api/v1/devices", None, push_subscription(&format!("{closed}/push/nobody"))).await;
+        let refused = Device { token: refused.expect(201)["device_token"].as_str().expect("token").to_owned() };
+        d.follow(&refused, &group).await;
+        let id = d.app.message(&parish.user, &group, "Antworten").await;
+        d.deliver().await;
+        let stats = d.stats(&parish.user, &id).await;
+        assert_eq!(stats["recipients"], 5, "{stats}");
+        assert_eq!(stats["delivered"], 1, "{stats}");
+        assert_eq!(stats["failed"], 2, "400 and 401 fail at once: {stats}");
+        assert_eq!(stats["gone"], 0, "{stats}");
+        assert_eq!(stats["pending"], 2, "406 and the refused connection wait for a retry: {stats}");
+        assert_eq!(retry_count(&d).await, 2);
+
+        // 406 (Edge's throttle) is retried, and delivered.
+        d.app.advance(60_000);
+        d.deliver().await;
+        assert_eq!(d.push.requests_for(&edge_throttled.id).len(), 2);
+        assert_eq!(d.push.deliveries_for(&edge_throttled.id).len(), 1, "delivered on retry");
+
+        // The refused connection is retried up to the limit, then counted failed.
+        for _ in 0..12 {
+            d.app.advance(3_600_000);
+            d.deliver().await;
+        }
+        let parish_user = d.app.login("buero@st-nikolai.de").await;
+        let stats = d.stats(&parish_user, &id).await;
+        assert_eq!(stats["delivered"], 2, "{stats}");
+        assert_eq!(stats["failed"], 3, "{stats}");
+        assert_eq!(stats["pending"], 0, "{stats}");
+        let reason = stats["last_failure"].as_str().unwrap();
+        assert!(reason.starts_with("gave up after 8 attempts: connection"), "{reason}");
+        // 400 and 401 were never retried; nothing was deleted.
+        assert_eq!(d.push.requests_for(&bad_request.id).len(), 1);
+        assert_eq!(d.push.requests_for(&unauthorized.id).len(), 1);
+        assert_eq!(d.push.deliveries_for(&ok.id).len(), 1);
+        assert_eq!(retry_count(&d).await, 0);
+        assert_eq!(device_count(&d).await, 5, "no answer but 404/410 deletes a device");
+        d.app.get("/api/v1/devices/me/subscriptions", Some(&refused.token)).await.expect(200);
+        d.push.assert_no_violations();
+    }
+);
+
+both_backends_delivering!(
+    async fn a_short_lived_message_fails_as_expired_before_the_attempt_limit(d: Delivering, batch = 500) {
+        let (parish, group) = parish(&d).await;
+        let (sub, device) = d.devices(1).await.remove(0);
+        d.follow(&device, &group).await;
+        d.push.program_for(&sub.id, Program::status(500));
+        let body = d
+            .app
+            .post(
+                &format!("/api/v1/groups/{group}/messages"),
+                Some(&parish.user.access),
+                json!({"title": "Gleich", "body": "x", "ttl": 120}),
+            )
+            .await
+            .expect(201);
+        let id = body["id"].as_str().unwrap().to_owned();
+        // Waits of 30 s, 60 s, 120 s (± 20 %): by the third, the two minutes are over.
+        d.deliver().await;
+        for _ in 0..5 {
+            d.app.advance(40_000);
+            d.deliver().await;
+        }
+        let stats = d.stats(&parish.user, &id).await;
+        assert_eq!((stats["failed"].as_i64(), stats["pending"].as_i64()), (Some(1), Some(0)), "{stats}");
+        let reason = stats["last_failure"].as_str().unwrap();
+        assert!(reason.starts_with("expired after ") && reason.ends_with(" attempts: 500"), "{reason}");
+        let attempts = d.push.requests_for(&sub.id).len();
+        assert!((2..=3).contains(&attempts), "{attempts} attempts in two minutes (limit 8)");
+        // Each attempt asked the push service to keep it only for what was left of the two minutes.
+        let ttls: Vec<u64> =
+            d.push.requests_for(&sub.id).iter().map(|r| r.ttl.as_deref().unwrap().parse().unwrap()).collect();
+        assert_eq!(ttls[0], 120);
+        assert!(ttls.windows(2).all(|w| w[1] < w[0]), "{ttls:?}");
+        assert_eq!(retry_count(&d).await, 0);
+        assert_eq!(device_count(&d).await, 1);
+    }
+);
+
+both_backends_delivering!(
+    async fn an_endpoint_changed_behind_the_allowlist_s_back_is_not_sent_to(d: Delivering, batch = 500) {
+        let (parish, group) = parish(&d).await;
+        let devices = d.devices(2).await;
+        for (_, device) in &devices {
+            d.follow(device, &group).await;
+        }
+        // A push service that is not allowed (another loopback port), and a
+        // device row pointed at it by hand, past the API's check.
+        let rogue = crate::push_service::TestPushService::start(d.app.state.keys.vapid.public_key());
+        let lure = rogue.new_subscription();
+        let (endpoint, p256dh, auth) = (lure.endpoint.clone(), lure.p256dh.clone(), lure.auth.clone());
+        let target = devices[1].0.endpoint.clone();
+        d.app
+            .with_conn(move |c| {
+                use diesel::prelude::*;
+                diesel::update(devices::table.filter(devices::endpoint.eq(target)))
+                    .set((devices::endpoint.eq(endpoint), devices::p256dh.eq(p256dh), devices::auth.eq(auth)))
+                    .execute(c)
+                    .expect("rewrite")
+            })
+            .await;
+        let id = d.app.message(&parish.user, &group, "Nur erlaubte Ziele").await;
+        d.deliver().await;
+        assert_eq!(rogue.request_count(), 0, "a request went to an origin outside the allowlist");
+        assert_eq!(d.push.deliveries_for(&devices[0].0.id).len(), 1);
+        let stats = d.stats(&parish.user, &id).await;
+        assert_eq!((stats["delivered"].as_i64(), stats["failed"].as_i64()), (Some(1), Some(1)), "{stats}");
+        assert_eq!(stats["pending"], 0, "refused for good, not retried: {stats}");
+        assert!(stats["last_failure"].as_str().unwrap().starts_with("endpoint refused"), "{stats}");
+    }
+);
+
 both_backends_delivering!(
     async fn vapid_refusals_fail_without_deleting_anything(d: Delivering, batch = 500) {
         let (parish, group) = parish(&d).await;
@@ -270,20 +441,101 @@ both_backends_delivering!(
     }
 );
 
+/// Two push services: A holds every request far longer than the test runs,
+/// B answers at once. Per-origin concurrency 2.
+fn slow_and_fast() -> DeliverySetup {
+    DeliverySetup {
+        push_services: 2,
+        also_allowed: Vec::new(),
+        engine: herold::delivery::DeliveryConfig {
+            batch_size: 500,
+            per_origin_concurrency: 2,
+            request_timeout: Duration::from_secs(60),
+            ..Default::default()
+        },
+    }
+}
+
 both_backends_delivering!(
-    async fn a_slow_push_service_does_not_stall_delivery_elsewhere(d: Delivering, batch = 500) {
+    async fn a_slow_push_service_does_not_stall_delivery_elsewhere(d: Delivering, setup = slow_and_fast()) {
+        let (parish, group) = parish(&d).await;
+        let (slow, fast) = (d.pushes[0].clone(), d.pushes[1].clone());
+        // Interleaved registration: the batch (in device-id order) mixes both origins.
+        let mut devices = Vec::new();
+        for _ in 0..6 {
+            devices.extend(d.devices_at(&slow, 1).await);
+            devices.extend(d.devices_at(&fast, 1).await);
+        }
+        for (_, device) in &devices {
+            d.follow(device, &group).await;
+        }
+        slow.program_all(Program::delay(Duration::from_secs(120)));
+        d.app.message(&parish.user, &group, "Langsam und schnell").await;
+
+        let engine = d.engine.clone();
+        let batch = actix_web::rt::spawn(async move { engine.step().await });
+        let started = std::time::Instant::now();
+        let (mut most_in_flight, mut held_connections, mut pool_checks) = (0, Vec::new(), 0);
+        let mut fast_done_after = None;
+        // Watch until B is done and half a second more (5 s at most; A holds its
+        // requests for 120 s, so B done at all means B did not wait behind A),
+        // and A must never have more than 2 requests open.
+        while started.elapsed() < Duration::from_secs(5)
+            && fast_done_after.is_none_or(|done: Duration| started.elapsed() < done + Duration::from_millis(500))
+        {
+            let in_flight = slow.in_flight();
+            most_in_flight = most_in_flight.max(in_flight);
+            if in_flight > 0 {
+                // The batch's database work is done before its first request and
+                // recorded after its last: no connection may be out meanwhile.
+                let pool = d.app.state.pool.state();
+                assert!(pool.connections > 0, "the pool has connections to check");
+                pool_checks += 1;
+                if pool.idle_connections != pool.connections {
+                    held_connections.push((pool.connections, pool.idle_connections));
+                }
+            }
+            if fast_done_after.is_none() && fast.count() == 6 {
+                fast_done_after = Some(started.elapsed());
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!batch.is_finished(), "the slow origin's requests should still be held");
+        batch.abort();
+
+        let fast_done_after = fast_done_after.expect("the fast push service's devices were not all delivered");
+        eprintln!("B's {} devices delivered after {fast_done_after:?}", fast.count());
+        for (sub, _) in devices.iter().filter(|(s, _)| s.endpoint.starts_with(fast.origin())) {
+            assert_eq!(fast.deliveries_for(&sub.id).len(), 1);
+        }
+        assert_eq!(most_in_flight, 2, "requests open at the slow origin (per-origin concurrency 2)");
+        assert_eq!(slow.request_count(), 0);
+        assert!(pool_checks > 20, "the pool was looked at only {pool_checks} times");
+        assert!(
+            held_connections.is_empty(),
+            "database connections held while requests were in flight (open, idle): {held_connections:?}"
+        );
+        fast.assert_no_violations();
+    }
+);
+
+both_backends_delivering!(
+    async fn a_timed_out_request_is_retried(d: Delivering, batch = 500) {
         let (parish, group) = parish(&d).await;
         let devices = d.devices(4).await;
         for (_, device) in &devices {
             d.follow(device, &group).await;
         }
-        // One device's push service hangs past the request timeout.
-        d.push.program_for(&devices[0].0.id, Program::status(503).with_delay(Duration::from_secs(8)));
+        // One device's push service hangs past the request timeout (5 s).
+        d.push.program_for(&devices[0].0.id, Program::status(503).with_delay(Duration::from_secs(8)).once());
         let id = d.app.message(&parish.user, &group, "Langsam").await;
         d.deliver().await;
         let stats = d.stats(&parish.user, &id).await;
         assert_eq!(stats["delivered"], 3);
         assert_eq!(stats["pending"], 1, "the timed-out one waits for a retry");
+        d.app.advance(60_000);
+        d.deliver().await;
+        assert_eq!(d.push.deliveries_for(&devices[0].0.id).len(), 1, "delivered on retry");
     }
 );
 
@@ -389,5 +641,169 @@ both_backends_delivering!(
         for (sub, _) in &devices {
             assert_eq!(d.push.deliveries_for(&sub.id).len(), 1);
         }
+    }
+);
+
+// ---- moderation stops delivery ----
+
+/// The town's city admin (made by `parish`), logged in again.
+async fn town_admin(d: &Delivering) -> User {
+    d.app.login("rathaus@wismar.de").await
+}
+
+/// The parish's owner logged in again (access tokens last 15 minutes of the moved clock).
+async fn parish_owner(d: &Delivering, owner: &Owner) -> Owner {
+    Owner { user: d.app.login("buero@st-nikolai.de").await, org_id: owner.org_id.clone() }
+}
+
+async fn post_at(d: &Delivering, owner: &Owner, group: &str, title: &str, at_ms: i64) -> String {
+    let body = d
+        .app
+        .post(
+            &format!("/api/v1/groups/{group}/messages"),
+            Some(&owner.user.access),
+            json!({"title": title, "body": "x", "publish_at": herold::model::ts(at_ms)}),
+        )
+        .await
+        .expect(201);
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// (recipients, delivered, pending, fan-out state) straight from the database
+/// (a suspended organization's owner may not read its stats).
+async fn counters(d: &Delivering, message: &str) -> (i64, i64, i64, String) {
+    use diesel::prelude::*;
+    use herold::db::schema::messages as m;
+    let id = message.to_owned();
+    d.app
+        .with_conn(move |c| {
+            let (recipients, delivered, gone, failed): (i64, i64, i64, i64) =
+                m::table.find(&id).select((m::recipients, m::delivered, m::gone, m::failed)).first(c).expect("message");
+            let state: String = fanout_jobs::table
+                .filter(fanout_jobs::message_id.eq(&id))
+                .select(fanout_jobs::state)
+                .first(c)
+                .expect("job");
+            (recipients, delivered, recipients - delivered - gone - failed, state)
+        })
+        .await
+}
+
+both_backends_delivering!(
+    async fn nothing_is_pushed_for_a_suspended_organization(d: Delivering, batch = 2) {
+        let (parish, group) = parish(&d).await;
+        let admin = town_admin(&d).await;
+        let devices = d.devices(6).await;
+        for (_, device) in &devices {
+            d.follow(device, &group).await;
+        }
+        let early = post_at(&d, &parish, &group, "Vor der Sperre geplant", T0 + 3_600_000).await;
+        let late = post_at(&d, &parish, &group, "Nach der Wiederzulassung", T0 + 3 * 3_600_000).await;
+        let suspend = format!("/api/v1/admin/organizations/{}/suspend", parish.org_id);
+        d.app.post(&suspend, Some(&admin.access), json!({"reason": "Prüfung"})).await.expect(200);
+
+        // Its time comes while the organization is suspended: nothing goes out.
+        d.app.advance(3_600_000);
+        d.deliver().await;
+        assert_eq!(d.push.request_count(), 0, "a suspended organization's message was pushed");
+        assert_eq!(counters(&d, &early).await, (0, 0, 0, "done".to_owned()), "withheld, and nothing left pending");
+
+        // Reinstated before the second one's time: that one goes out.
+        let admin = town_admin(&d).await;
+        let reinstate = format!("/api/v1/admin/organizations/{}/reinstate", parish.org_id);
+        d.app.post(&reinstate, Some(&admin.access), serde_json::Value::Null).await.expect(200);
+        d.app.advance(2 * 3_600_000);
+        d.deliver().await;
+        assert_eq!(d.push.count(), 6);
+        assert!(d.push.deliveries().iter().all(|x| x.payload["herold"]["message_id"] == late.as_str()));
+        assert_eq!(counters(&d, &late).await, (6, 6, 0, "done".to_owned()));
+
+        // A suspension in the middle of a fan-out stops it at the next batch.
+        d.push.clear();
+        let (parish, admin) = (parish_owner(&d, &parish).await, town_admin(&d).await);
+        let running = d.app.message(&parish.user, &group, "Läuft gerade").await;
+        assert!(d.engine.step().await.expect("step"));
+        assert_eq!(d.push.count(), 2, "one batch of two went out");
+        d.app.post(&suspend, Some(&admin.access), json!({"reason": "Beschwerden"})).await.expect(200);
+        d.deliver().await;
+        assert_eq!(d.push.request_count(), 2, "the fan-out went on after the suspension");
+        assert_eq!(counters(&d, &running).await, (2, 2, 0, "done".to_owned()));
+        d.push.assert_no_violations();
+    }
+);
+
+both_backends_delivering!(
+    async fn nothing_is_pushed_for_a_suspended_group(d: Delivering, batch = 500) {
+        let (parish, group) = parish(&d).await;
+        let admin = town_admin(&d).await;
+        let mut devices = d.devices(2).await;
+        for (_, device) in &devices {
+            d.follow(device, &group).await;
+        }
+        let (failing, _) = devices.remove(1);
+        d.push.program_for(&failing.id, Program::status(500));
+        // Sent before the suspension; one device's push service fails and a retry waits.
+        let sent = d.app.message(&parish.user, &group, "Schon unterwegs").await;
+        let scheduled = post_at(&d, &parish, &group, "Geplant", T0 + 3_600_000).await;
+        d.deliver().await;
+        assert_eq!((d.push.count(), d.push.request_count()), (1, 2));
+        assert_eq!(retry_count(&d).await, 1);
+
+        d.app
+            .post(&format!("/api/v1/admin/groups/{group}/suspend"), Some(&admin.access), json!({"reason": "Prüfung"}))
+            .await
+            .expect(200);
+        d.push.clear_programs();
+        d.app.advance(3_600_000);
+        d.deliver().await;
+        assert_eq!(d.push.request_count(), 2, "neither the scheduled message nor the retry was pushed");
+        assert_eq!(retry_count(&d).await, 0, "the retry is dropped");
+        assert_eq!(counters(&d, &scheduled).await, (0, 0, 0, "done".to_owned()));
+        assert_eq!(counters(&d, &sent).await, (1, 1, 0, "done".to_owned()), "the dropped retry is not pending");
+
+        // Reinstated: the group's next message reaches both devices.
+        let (parish, admin) = (parish_owner(&d, &parish).await, town_admin(&d).await);
+        let reinstate = format!("/api/v1/admin/groups/{group}/reinstate");
+        d.app.post(&reinstate, Some(&admin.access), serde_json::Value::Null).await.expect(200);
+        let next = d.app.message(&parish.user, &group, "Wieder da").await;
+        d.deliver().await;
+        assert_eq!(d.push.count(), 3);
+        assert_eq!(counters(&d, &next).await, (2, 2, 0, "done".to_owned()));
+
+        // An archived group sends nothing either, even what was scheduled before.
+        let last = post_at(&d, &parish, &group, "Nach dem Archivieren", T0 + 2 * 3_600_000).await;
+        d.app.delete(&format!("/api/v1/groups/{group}"), Some(&parish.user.access)).await.expect(204);
+        d.app.advance(3_600_000);
+        d.deliver().await;
+        assert_eq!(d.push.count(), 3);
+        assert_eq!(counters(&d, &last).await, (0, 0, 0, "done".to_owned()));
+        d.push.assert_no_violations();
+    }
+);
+
+both_backends_delivering!(
+    async fn retries_of_a_message_hidden_after_it_went_out_are_not_sent(d: Delivering, batch = 500) {
+        let (parish, group) = parish(&d).await;
+        let admin = town_admin(&d).await;
+        let (sub, device) = d.devices(1).await.remove(0);
+        d.follow(&device, &group).await;
+        d.push.program_for(&sub.id, Program::status(500).once());
+        let id = d.app.message(&parish.user, &group, "Falschmeldung").await;
+        d.deliver().await;
+        assert_eq!(d.push.requests_for(&sub.id).len(), 1);
+        assert_eq!(retry_count(&d).await, 1);
+
+        d.app
+            .post(&format!("/api/v1/admin/messages/{id}/hide"), Some(&admin.access), json!({"reason": "falsch"}))
+            .await
+            .expect(200);
+        // Well past the retry's time (30 s ± 20 %): the push service would now accept it.
+        d.app.advance(3_600_000);
+        d.deliver().await;
+        assert_eq!(d.push.requests_for(&sub.id).len(), 1, "a hidden message was retried");
+        assert_eq!(retry_count(&d).await, 0);
+        let parish = parish_owner(&d, &parish).await;
+        let stats = d.stats(&parish.user, &id).await;
+        assert_eq!((stats["recipients"].as_i64(), stats["pending"].as_i64()), (Some(0), Some(0)), "{stats}");
     }
 );

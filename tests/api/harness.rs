@@ -286,6 +286,26 @@ impl TestApp {
         owner
     }
 
+    /// Invites a new member as an editor of `owner`'s organization; the
+    /// invitation is accepted and the editor logged in.
+    pub async fn invited_editor(&self, owner: &Owner, email: &str) -> User {
+        let added = self
+            .post(
+                &format!("/api/v1/organizations/{}/members", owner.org_id),
+                Some(&owner.user.access),
+                json!({"email": email}),
+            )
+            .await
+            .expect(201);
+        let invite = added["invite_token"].as_str().expect("invitation").to_owned();
+        User::from_tokens(
+            &self
+                .post("/api/v1/auth/accept-invite", None, json!({"invite_token": invite, "password": PASSWORD}))
+                .await
+                .expect(200),
+        )
+    }
+
     /// Creates a group as `owner`; returns its id.
     pub async fn group(&self, owner: &Owner, name: &str, category: &str) -> String {
         let body = self
@@ -426,14 +446,49 @@ macro_rules! both_backends {
 /// test drives itself (`deliver()` works until nothing is due).
 pub struct Delivering {
     pub app: TestApp,
+    /// The first (usually the only) test push service.
     pub push: crate::push_service::TestPushService,
+    /// Every test push service of the setup, `push` first, each on its own
+    /// origin and all of them allowed.
+    pub pushes: Vec<crate::push_service::TestPushService>,
     pub engine: std::sync::Arc<herold::delivery::Delivery>,
+}
+
+/// What a [`Delivering`] is made with beyond the defaults.
+pub struct DeliverySetup {
+    /// Test push services to start (at least one), each on its own origin.
+    pub push_services: usize,
+    /// Further origins to allow in `HEROLD_PUSH_ALLOWED_ORIGINS` (e.g. one
+    /// where nothing listens).
+    pub also_allowed: Vec<String>,
+    /// The engine's tunables.
+    pub engine: herold::delivery::DeliveryConfig,
+}
+
+impl DeliverySetup {
+    /// One push service, batches of `batch_size`, a 5 s request timeout.
+    pub fn batch(batch_size: i64) -> DeliverySetup {
+        DeliverySetup {
+            push_services: 1,
+            also_allowed: Vec::new(),
+            engine: herold::delivery::DeliveryConfig {
+                batch_size,
+                request_timeout: std::time::Duration::from_secs(5),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 impl Delivering {
     /// `None` when the backend is not available. `batch_size` small makes
     /// the keyset walk visible in tests.
     pub async fn new(kind: Db, batch_size: i64) -> Option<Delivering> {
+        Self::with_setup(kind, DeliverySetup::batch(batch_size)).await
+    }
+
+    /// `None` when the backend is not available.
+    pub async fn with_setup(kind: Db, setup: DeliverySetup) -> Option<Delivering> {
         let db = TestDb::new(kind)?;
         // First open creates the installation's VAPID key in the database …
         let probe = Config::for_database(&db.url, db.data_dir()).expect("config");
@@ -445,24 +500,24 @@ impl Delivering {
             .vapid
             .public_key()
             .to_owned();
-        // … which the push service needs; the app then allows its origin.
-        let push = crate::push_service::TestPushService::start(&vapid);
+        // … which the push services need; the app then allows their origins.
+        let pushes: Vec<_> =
+            (0..setup.push_services.max(1)).map(|_| crate::push_service::TestPushService::start(&vapid)).collect();
         let mut config = Config::for_database(&db.url, db.data_dir()).expect("config");
-        config.push_allowed_origins = vec![url::Url::parse(push.origin()).expect("origin")];
+        config.push_allowed_origins = pushes
+            .iter()
+            .map(|p| p.origin())
+            .chain(setup.also_allowed.iter().map(String::as_str))
+            .map(|o| url::Url::parse(o).expect("origin"))
+            .collect();
         config.vapid_subject = "mailto:rathaus@wismar.de".into();
         let app = TestApp::with_config(db, config).await;
-        let clock = app.state.clock.clone();
-        push.set_clock(move || (clock.now_ms() / 1000) as u64);
-        let engine = herold::delivery::Delivery::new(
-            app.state.clone(),
-            herold::delivery::DeliveryConfig {
-                batch_size,
-                request_timeout: std::time::Duration::from_secs(5),
-                ..Default::default()
-            },
-        )
-        .expect("engine");
-        Some(Delivering { app, push, engine })
+        for push in &pushes {
+            let clock = app.state.clock.clone();
+            push.set_clock(move || (clock.now_ms() / 1000) as u64);
+        }
+        let engine = herold::delivery::Delivery::new(app.state.clone(), setup.engine).expect("engine");
+        Some(Delivering { app, push: pushes[0].clone(), pushes, engine })
     }
 
     /// Runs the engine until no job or retry is due at the pinned time.
@@ -470,10 +525,19 @@ impl Delivering {
         self.engine.run_until_idle().await.expect("delivery");
     }
 
-    /// Registers `n` devices at the push service; returns (subscription, device).
+    /// Registers `n` devices at the (first) push service; returns (subscription, device).
     pub async fn devices(&self, n: usize) -> Vec<(crate::push_service::Subscription, Device)> {
+        self.devices_at(&self.push, n).await
+    }
+
+    /// Registers `n` devices at `push` (one of [`Self::pushes`]).
+    pub async fn devices_at(
+        &self,
+        push: &crate::push_service::TestPushService,
+        n: usize,
+    ) -> Vec<(crate::push_service::Subscription, Device)> {
         let mut out = Vec::with_capacity(n);
-        for sub in self.push.new_subscriptions(n) {
+        for sub in push.new_subscriptions(n) {
             let body = self.app.post("/api/v1/devices", None, sub.to_json()).await.expect(201);
             let token = body["device_token"].as_str().expect("device token").to_owned();
             out.push((sub, Device { token }));
@@ -517,6 +581,30 @@ macro_rules! both_backends_delivering {
             #[actix_web::test]
             async fn postgres() {
                 if let Some(d) = Delivering::new(Db::Postgres, $batch).await {
+                    scenario(d).await;
+                }
+            }
+        }
+    };
+    ($(#[$meta:meta])* async fn $name:ident($d:ident : Delivering, setup = $setup:expr) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::harness::*;
+
+            async fn scenario($d: Delivering) $body
+
+            #[actix_web::test]
+            async fn sqlite() {
+                let d = Delivering::with_setup(Db::Sqlite, $setup).await.expect("sqlite is always available");
+                scenario(d).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                if let Some(d) = Delivering::with_setup(Db::Postgres, $setup).await {
                     scenario(d).await;
                 }
             }

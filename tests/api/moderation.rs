@@ -33,30 +33,13 @@ async fn town(app: &TestApp) -> Town {
     let stranger = app.city_admin("strausberg", "rathaus@strausberg.de").await;
     let operator = app.operator("betrieb@herold.example").await;
     let owner = app.approved_org(&admin, "wismar", "info@sv-wismar.de", "SV Wismar").await;
-    let editor = editor_of(app, &owner, "presse@sv-wismar.de").await;
+    let editor = app.invited_editor(&owner, "presse@sv-wismar.de").await;
     let group = app.group(&owner, "Spielplan", "club").await;
     let device = app.device().await;
     follow(app, &device, &group).await;
     let other = app.approved_org(&stranger, "strausberg", "wehr@feuerwehr-strausberg.de", "Feuerwehr").await;
     let other_group = app.group(&other, "Einsatzinfo", "administration").await;
     Town { admin, stranger, operator, owner, editor, group, device, other, other_group }
-}
-
-async fn editor_of(app: &TestApp, owner: &Owner, email: &str) -> User {
-    let added = app
-        .post(
-            &format!("/api/v1/organizations/{}/members", owner.org_id),
-            Some(&owner.user.access),
-            json!({"email": email}),
-        )
-        .await
-        .expect(201);
-    let invite = added["invite_token"].as_str().expect("invitation").to_owned();
-    User::from_tokens(
-        &app.post("/api/v1/auth/accept-invite", None, json!({"invite_token": invite, "password": PASSWORD}))
-            .await
-            .expect(200),
-    )
 }
 
 async fn follow(app: &TestApp, device: &Device, group: &str) {
@@ -603,6 +586,142 @@ both_backends!(
                 assert!([404, 405].contains(&res.status.as_u16()), "{method} {path}: {}", res.status);
             }
         }
+        assert_eq!(audit_count(&app).await, before);
+    }
+);
+
+// ---- the city admin edits a group; roles and archiving in the audit log ----
+
+/// The town's audit log filtered by `query`, newest first.
+async fn audit(app: &TestApp, admin: &User, query: &str) -> Vec<Value> {
+    let page = app.get(&format!("/api/v1/admin/tenants/wismar/audit?{query}"), Some(&admin.access)).await.expect(200);
+    page["items"].as_array().expect("items").clone()
+}
+
+/// (action, actor, target_type, target_id, reason) of an audit entry.
+fn entry(e: &Value) -> (String, String, String, String, Option<String>) {
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    (text("action"), text("actor"), text("target_type"), text("target_id"), e["reason"].as_str().map(str::to_owned))
+}
+
+both_backends!(
+    async fn the_city_admin_renames_and_recategorizes_a_group_on_the_record(app: TestApp) {
+        let t = town(&app).await;
+        let edited = app
+            .patch(
+                &format!("/api/v1/groups/{}", t.group),
+                Some(&t.admin.access),
+                json!({"name": "Spielplan SV Wismar", "category": "culture"}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            (edited["name"].as_str(), edited["category"].as_str()),
+            (Some("Spielplan SV Wismar"), Some("culture"))
+        );
+        let public = app.get(&format!("/api/v1/groups/{}", t.group), None).await.expect(200);
+        assert_eq!(
+            (public["name"].as_str(), public["category"].as_str()),
+            (Some("Spielplan SV Wismar"), Some("culture"))
+        );
+        let culture = app.get("/api/v1/tenants/wismar/groups?category=culture", None).await.expect(200);
+        assert_eq!(ids(&culture), vec![t.group.clone()]);
+        let updates = audit(&app, &t.admin, "action=group.update").await;
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        assert_eq!(
+            entry(&updates[0]),
+            ("group.update".into(), "rathaus@wismar.de".into(), "group".into(), t.group.clone(), None)
+        );
+        assert_eq!(updates[0]["actor_type"], "user");
+
+        // Another town's city admin and the organization's editor cannot.
+        let before = audit_count(&app).await;
+        app.patch(&format!("/api/v1/groups/{}", t.group), Some(&t.stranger.access), json!({"name": "Gekapert"}))
+            .await
+            .expect_error(404, "not_found");
+        app.patch(&format!("/api/v1/groups/{}", t.group), Some(&t.editor.access), json!({"category": "business"}))
+            .await
+            .expect_error(403, "owner_required");
+        app.patch(&format!("/api/v1/groups/{}", t.other_group), Some(&t.admin.access), json!({"name": "Gekapert"}))
+            .await
+            .expect_error(404, "not_found");
+        // An unknown category is refused, naming the field.
+        let bad =
+            app.patch(&format!("/api/v1/groups/{}", t.group), Some(&t.admin.access), json!({"category": "sect"})).await;
+        assert_eq!(bad.expect(422)["field"], "category");
+        assert_eq!(audit_count(&app).await, before);
+        let public = app.get(&format!("/api/v1/groups/{}", t.group), None).await.expect(200);
+        assert_eq!(
+            (public["name"].as_str(), public["category"].as_str()),
+            (Some("Spielplan SV Wismar"), Some("culture"))
+        );
+    }
+);
+
+both_backends!(
+    async fn role_changes_removals_and_archiving_are_in_the_audit_log(app: TestApp) {
+        let t = town(&app).await;
+        let members = format!("/api/v1/organizations/{}/members", t.owner.org_id);
+        let editor_id = t.editor.id.clone();
+        let owner_id = t.owner.user.id.clone();
+
+        // Ownership transfer: the owner makes the editor owner, who then steps the old owner down.
+        app.advance(SECOND);
+        app.patch(&format!("{members}/{editor_id}"), Some(&t.owner.user.access), json!({"role": "owner"}))
+            .await
+            .expect(200);
+        app.advance(SECOND);
+        app.patch(&format!("{members}/{owner_id}"), Some(&t.editor.access), json!({"role": "editor"}))
+            .await
+            .expect(200);
+        app.advance(SECOND);
+        // The new owner removes the old one and archives the group.
+        app.delete(&format!("{members}/{owner_id}"), Some(&t.editor.access)).await.expect(204);
+        app.advance(SECOND);
+        app.delete(&format!("/api/v1/groups/{}", t.group), Some(&t.editor.access)).await.expect(204);
+
+        let roles: Vec<_> = audit(&app, &t.admin, "action=member.role").await.iter().map(entry).collect();
+        assert_eq!(
+            roles,
+            vec![
+                (
+                    "member.role".into(),
+                    "presse@sv-wismar.de".into(),
+                    "user".into(),
+                    owner_id.clone(),
+                    Some("editor".into())
+                ),
+                (
+                    "member.role".into(),
+                    "info@sv-wismar.de".into(),
+                    "user".into(),
+                    editor_id.clone(),
+                    Some("owner".into())
+                ),
+            ]
+        );
+        let removals: Vec<_> = audit(&app, &t.admin, "action=member.remove").await.iter().map(entry).collect();
+        assert_eq!(
+            removals,
+            vec![("member.remove".into(), "presse@sv-wismar.de".into(), "user".into(), owner_id.clone(), None)]
+        );
+        let archived: Vec<_> = audit(&app, &t.admin, "action=group.archive").await.iter().map(entry).collect();
+        assert_eq!(
+            archived,
+            vec![("group.archive".into(), "presse@sv-wismar.de".into(), "group".into(), t.group.clone(), None)]
+        );
+        // Newest first, in the order they happened.
+        let latest: Vec<String> = audit(&app, &t.admin, "limit=4").await.iter().map(|e| entry(e).0).collect();
+        assert_eq!(latest, vec!["group.archive", "member.remove", "member.role", "member.role"]);
+
+        // Refused changes leave no entry: the last owner cannot step down, a former member changes nothing.
+        let before = audit_count(&app).await;
+        app.patch(&format!("{members}/{editor_id}"), Some(&t.editor.access), json!({"role": "editor"}))
+            .await
+            .expect_error(409, "last_owner");
+        app.patch(&format!("{members}/{editor_id}"), Some(&t.owner.user.access), json!({"role": "editor"}))
+            .await
+            .expect_error(404, "not_found");
         assert_eq!(audit_count(&app).await, before);
     }
 );

@@ -406,6 +406,22 @@ both_backends!(
         app.delete(&sub(&group), Some(&a.token)).await.expect(204);
         assert_eq!(count(&app.get(&path, None).await.expect(200)), 1);
         assert_eq!(count(&app.get(&format!("/api/v1/groups/{other}"), None).await.expect(200)), 1);
+        // unfollowing again changes nothing either
+        app.delete(&sub(&group), Some(&a.token)).await.expect(204);
+        assert_eq!(count(&app.get(&path, None).await.expect(200)), 1);
+        // an erased device leaves every group it followed
+        app.delete("/api/v1/devices/me", Some(&b.token)).await.expect(204);
+        assert_eq!(count(&app.get(&path, None).await.expect(200)), 0);
+        assert_eq!(count(&app.get(&format!("/api/v1/groups/{other}"), None).await.expect(200)), 0);
+        // so does a purged one; the stored counts stay equal to the subscriptions
+        app.put(&sub(&group), Some(&a.token), json!(null)).await.expect(200);
+        app.put(&sub(&other), Some(&a.token), json!(null)).await.expect(200);
+        assert_eq!(count(&app.get(&path, None).await.expect(200)), 1);
+        let later = app.state.now_ms() + 1;
+        app.with_conn(move |c| herold::delivery::store::purge_stale_devices(c, later).expect("purge")).await;
+        assert_eq!(count(&app.get(&path, None).await.expect(200)), 0);
+        let dir = app.get("/api/v1/tenants/wismar/groups", None).await.expect(200);
+        assert!(dir["items"].as_array().unwrap().iter().all(|g| count(g) == 0), "{dir}");
 
         // counts, never who: nothing in the page names a device
         let text = app.get(&path, None).await.expect(200).to_string();

@@ -41,24 +41,6 @@ async fn list(app: &TestApp, owner: &Owner) -> Value {
     app.get(&tokens_path(owner), Some(&owner.user.access)).await.expect(200)
 }
 
-/// An editor of the owner's organization, logged in.
-async fn editor_of(app: &TestApp, owner: &Owner, email: &str) -> User {
-    let added = app
-        .post(
-            &format!("/api/v1/organizations/{}/members", owner.org_id),
-            Some(&owner.user.access),
-            json!({"email": email}),
-        )
-        .await
-        .expect(201);
-    let invite = added["invite_token"].as_str().expect("invitation");
-    User::from_tokens(
-        &app.post("/api/v1/auth/accept-invite", None, json!({"invite_token": invite, "password": PASSWORD}))
-            .await
-            .expect(200),
-    )
-}
-
 /// (action, actor, target_id, tenant_id) of every audit row about API tokens.
 async fn token_audit(app: &TestApp) -> Vec<(String, String, String, Option<String>)> {
     use herold::db::schema::audit_log as a;
@@ -205,7 +187,7 @@ both_backends!(
 both_backends!(
     async fn only_owners_manage_tokens(app: TestApp) {
         let (admin, owner, group) = town_with_group(&app).await;
-        let editor = editor_of(&app, &owner, "redaktion@st-nikolai.de").await;
+        let editor = app.invited_editor(&owner, "redaktion@st-nikolai.de").await;
         let other = app.approved_org(&admin, "wismar", "vorstand@hansa-wismar.de", "Hansa").await;
         app.with_tenant("strausberg").await;
         let admin_s = app.city_admin("strausberg", "rathaus@strausberg.de").await;
@@ -240,7 +222,7 @@ both_backends!(
         assert_eq!(token_audit(&app).await.len(), 1);
 
         // A token outlives its creator's membership: it belongs to the organization.
-        let second = editor_of(&app, &owner, "kuester@st-nikolai.de").await;
+        let second = app.invited_editor(&owner, "kuester@st-nikolai.de").await;
         app.patch(
             &format!("/api/v1/organizations/{}/members/{}", owner.org_id, second.id),
             Some(&owner.user.access),

@@ -1,0 +1,1 @@
+ALTER TABLE broadcast_groups DROP COLUMN subscriber_count;
