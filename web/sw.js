@@ -27,8 +27,10 @@ self.addEventListener('activate', (event) => {
 });
 
 // --- fetch: shell offline, API data network-first with a cached fallback
-const APP_ROUTE = /^\/(?:$|towns\/?$|inbox\/?$|settings\/?$|g\/[^/]+\/?$|m\/[^/]+\/?$)/;
-const CACHED_API = /^\/api\/v1\/(?:devices\/me\/(?:inbox|subscriptions)|tenants(?:\/[^/]+\/groups)?|groups\/[^/]+(?:\/messages)?|messages\/[^/]+)$/;
+const APP_ROUTE = /^\/(?:$|towns\/?$|inbox\/?$|settings\/?$|reports\/?$|g\/[^/]+(?:\/report)?\/?$|[mrq]\/[^/]+\/?$)/;
+// Public reading and the device's own data (its inbox, its reports). Live
+// streams, photos and anything sent with a staff token are never kept.
+const CACHED_API = /^\/api\/v1\/(?:devices\/me\/(?:inbox|subscriptions|issues(?:\/[^/]+)?)|tenants(?:\/[^/]+\/groups)?|groups\/[^/]+(?:\/(?:messages|intake|sessions|board))?|messages\/[^/]+|sessions\/[^/]+)$/;
 
 self.addEventListener('fetch', (event) => {
   const req = event.request;
@@ -155,7 +157,7 @@ self.addEventListener('push', (event) => {
   event.waitUntil((async () => {
     await self.registration.showNotification(title, options);
     const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-    for (const c of wins) c.postMessage({ type: 'push', message_id: id, title });
+    for (const c of wins) c.postMessage({ type: 'push', message_id: id, title, kind, url });
   })());
 });
 

@@ -39,7 +39,7 @@ fn axe_source() -> &'static str {
 }
 
 /// Runs axe on the current document; returns one line per violation.
-fn axe(page: &Page, what: &str, rules: Option<&[&str]>) -> Vec<String> {
+pub(crate) fn axe(page: &Page, what: &str, rules: Option<&[&str]>) -> Vec<String> {
     if page.eval("typeof window.axe") != json!("object") {
         page.eval(axe_source());
     }

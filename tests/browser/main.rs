@@ -13,9 +13,11 @@ mod server;
 mod accessibility;
 mod moderation;
 mod offline;
+mod org_talk;
 mod organization;
 mod resident;
 mod support;
+mod talk;
 
 /// Prints `text` once per run, past libtest's output capture.
 pub fn say_once(key: &str, text: &str) {

@@ -70,7 +70,8 @@ export async function ensureDevice() {
   return tok;
 }
 
-async function withDevice(call) {
+/** Calls `call(token)`, registering this device first if needed (a 401: the server forgot it, so again). */
+export async function withDevice(call) {
   let tok = await ensureDevice();
   try { return await call(tok); } catch (e) {
     if (!(e instanceof ApiError) || e.status !== 401) throw e;

@@ -5,13 +5,16 @@ import { api } from '../common/api.js';
 import * as store from './store.js';
 import * as device from './device.js';
 import { heading, setTitle, officialBadge, avatar, subscribers, messageItem, empty, backLink, icon, loadMore } from './ui.js';
+import * as talk from './grouptalk.js';
 
 export async function render(ctx) {
   const id = ctx.param;
-  const [g, feed] = await Promise.all([
+  const [g, feed, talkData] = await Promise.all([
     api('/groups/' + encodeURIComponent(id)),
     api('/groups/' + encodeURIComponent(id) + '/messages?limit=20').catch(() => ({ items: [], next: null })),
+    talk.load(id),
   ]);
+  const talkParts = talk.sections(g, talkData);
   if (!store.tenant()) store.setTenant(g.tenant); // opened from a poster's QR code
   setTitle(g.name);
 
@@ -107,7 +110,9 @@ export async function render(ctx) {
       stateEl,
       h('p', { class: 'hint' }, t('resident.group.privacy'))),
     problem,
+    talkParts.top,
     h('div', { class: 'row' }, h('h2', { class: 'grow' }, t('resident.group.messages')), share),
     feed.items.length ? null : empty('inbox', t('resident.group.noMessages')),
-    list, more);
+    list, more,
+    talkParts.bottom);
 }

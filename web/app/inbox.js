@@ -3,12 +3,15 @@ import { h, clear, announce } from '../common/dom.js';
 import { t } from '../common/i18n.js';
 import * as store from './store.js';
 import * as device from './device.js';
-import { heading, setTitle, messageItem, empty, loadMore } from './ui.js';
+import { heading, setTitle, messageItem, empty, loadMore, icon } from './ui.js';
 import { setUnread } from './main.js';
 
 export async function render() {
   setTitle(t('resident.inbox.title'));
-  const page = store.token() ? await device.deviceApi('/devices/me/inbox?limit=30') : null;
+  const [page, issues] = await Promise.all([
+    store.token() ? device.deviceApi('/devices/me/inbox?limit=30') : null,
+    store.token() && store.hasIssues() ? device.deviceApi('/devices/me/issues?limit=50').catch(() => null) : null,
+  ]);
   const items = page ? page.items : [];
   const read = store.readSet();
   const list = h('ol', { id: 'inbox', class: 'list' });
@@ -24,7 +27,13 @@ export async function render() {
   };
   addMore(page && page.next);
   const unread = items.filter((m) => !read.has(m.id)).length;
-  setUnread(unread);
+  const unreadIssues = issues ? issues.items.filter((i) => store.issueUnread(i)).length : 0;
+  setUnread(unread, unreadIssues);
+  // This device's reports (replies to them arrive here too).
+  const reports = issues && issues.items.length ? h('p', { class: unreadIssues ? 'unread' : null },
+    h('a', { id: 'inbox-reports', href: '/reports', class: 'item row' }, icon('message'),
+      h('span', { class: 'grow title' }, t('resident.issues.title'),
+        unreadIssues ? h('span', { class: 'meta' }, t('resident.issues.unreadCount', { count: unreadIssues })) : null))) : null;
 
   const markAll = h('button', { type: 'button', class: 'btn btn-quiet', id: 'mark-all-read', hidden: !unread, onclick: () => {
     const ids = [...list.querySelectorAll('li.unread')].map((li) => li.dataset.message);
@@ -47,6 +56,7 @@ export async function render() {
   }
   return h('section', null,
     h('div', { class: 'row' }, h('div', { class: 'grow' }, heading(t('resident.inbox.title'))), markAll),
+    reports,
     unread ? h('p', { class: 'muted' }, t('resident.inbox.unreadCount', { count: unread })) : null,
     note, list, more);
 }

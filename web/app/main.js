@@ -11,6 +11,9 @@ import * as group from './group.js';
 import * as message from './message.js';
 import * as inbox from './inbox.js';
 import * as settings from './settings.js';
+import * as newIssue from './newissue.js';
+import * as issue from './issue.js';
+import * as session from './session.js';
 
 const ROUTES = [
   [/^\/towns\/?$/, 'towns', towns],
@@ -18,6 +21,10 @@ const ROUTES = [
   [/^\/settings\/?$/, 'settings', settings],
   [/^\/g\/([^/]+)\/?$/, 'group', group],
   [/^\/m\/([^/]+)\/?$/, 'message', message],
+  [/^\/g\/([^/]+)\/report\/?$/, 'new-issue', newIssue],
+  [/^\/reports\/?$/, 'issues', issue.list],
+  [/^\/r\/([^/]+)\/?$/, 'issue', issue],
+  [/^\/q\/([^/]+)\/?$/, 'session', session],
   [/^\/$/, 'directory', directory],
 ];
 
@@ -31,10 +38,13 @@ function match(path) {
 
 let seq = 0;
 let first = true;
+let active = null; // the screen's module: may have leave() (stop live updates) and onPush(data)
 
 export async function route({ focus = true } = {}) {
   const my = ++seq;
   screenBusy();
+  if (active && active.leave) active.leave();
+  active = null;
   let r = match(location.pathname) || { name: 'notfound' };
   if (r.name === 'directory' && !store.tenant()) r = { name: 'towns', mod: towns };
   const main = $('#main');
@@ -51,7 +61,8 @@ export async function route({ focus = true } = {}) {
     view = errorView(e);
     name = 'error';
   }
-  if (my !== seq) return;
+  if (my !== seq) { if (name !== 'error' && r.mod.leave) r.mod.leave(); return; }
+  if (name !== 'error') active = r.mod;
   clear(main).append(view);
   main.removeAttribute('aria-busy');
   updateBrand();
@@ -102,9 +113,13 @@ function buildNav() {
 }
 
 function updateNav(name) {
-  const active = name === 'group' ? 'directory' : name === 'message' ? 'inbox' : name === 'towns' ? 'directory' : name;
+  // "My reports" lives in the inbox: replies come in like messages (and a
+  // fourth tab would not fit a small phone's navigation in German).
+  const SECTION = { group: 'directory', towns: 'directory', 'new-issue': 'directory', session: 'directory',
+    message: 'inbox', issues: 'inbox', issue: 'inbox' };
+  const current = SECTION[name] || name;
   for (const a of document.querySelectorAll('#main-nav a[data-nav]')) {
-    if (a.dataset.nav === active) a.setAttribute('aria-current', 'page');
+    if (a.dataset.nav === current) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
 }
@@ -123,12 +138,22 @@ function updateBrand() {
   }
 }
 
-export function setUnread(n) {
+let unreadMessages = 0;
+let unreadIssues = 0;
+
+/** The inbox's count: unread messages and reports with a new reply. */
+export function setUnread(messages = unreadMessages, issues = unreadIssues) {
+  unreadMessages = messages;
+  unreadIssues = issues;
   const el = $('#unread-count');
   if (!el) return;
+  const n = messages + issues;
   el.hidden = !n;
   el.textContent = n > 99 ? '99+' : String(n);
-  $('#unread-sr').textContent = n ? ', ' + t('resident.inbox.unreadCount', { count: n }) : '';
+  $('#unread-sr').textContent = [
+    messages ? t('resident.inbox.unreadCount', { count: messages }) : '',
+    issues ? t('resident.issues.unreadCount', { count: issues }) : '',
+  ].filter(Boolean).map((s) => ', ' + s).join('');
 }
 
 function buildFooter() {
@@ -190,6 +215,10 @@ export async function refreshUnread() {
     const read = store.readSet();
     setUnread(page ? page.items.filter((m) => !read.has(m.id)).length : 0);
   } catch { /* offline: keep the last count */ }
+  try {
+    const page = store.hasIssues() ? await device.deviceApi('/devices/me/issues?limit=50') : null;
+    setUnread(undefined, page ? page.items.filter((i) => store.issueUnread(i)).length : 0);
+  } catch { /* offline */ }
 }
 
 /** Re-draws everything after a language change. */
@@ -217,8 +246,11 @@ async function start() {
       if (d.type === 'navigate' && d.url) navigate(d.url);
       else if (d.type === 'push') {
         refreshUnread();
-        if (document.body.dataset.screen === 'inbox') route({ focus: false });
-        if (d.title) announce(t('resident.inbox.arrived', { title: d.title }));
+        const screen = document.body.dataset.screen;
+        // A screen showing what the push is about updates itself (and says so).
+        if (active && active.onPush && active.onPush(d)) return;
+        if (screen === 'inbox' || screen === 'issues') route({ focus: false });
+        if (d.title) announce(t(d.kind === 'issue' || d.kind === 'answer' ? 'resident.talk.arrived' : 'resident.inbox.arrived', { title: d.title }));
       }
     });
   }

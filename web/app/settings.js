@@ -105,7 +105,7 @@ export async function render(ctx) {
       await device.eraseAll();
       dialog.close();
       justDeleted = true;
-      setUnread(0);
+      setUnread(0, 0);
       ctx.refresh();
     } catch (e) {
       delError.textContent = e.status === 0 ? t('resident.settings.deleteOffline') : t('resident.error.failed');
@@ -115,6 +115,7 @@ export async function render(ctx) {
   const privacy = section(t('resident.settings.privacy'),
     h('p', null, t('resident.settings.privacyServer')),
     h('p', null, t('resident.settings.privacyDevice')),
+    h('p', null, h('a', { href: '/reports', id: 'settings-reports' }, t('resident.issues.title'))),
     h('div', { class: 'actions' }, h('button', { type: 'button', id: 'delete-data', class: 'btn btn-danger', onclick: () => dialog.showModal() },
       icon('trash'), t('resident.settings.delete'))),
     dialog);

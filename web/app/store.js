@@ -37,6 +37,8 @@ export async function mirrorToken(tok = token()) {
 export async function forgetDevice() {
   setRaw('device', null);
   setRaw('followed', null);
+  setRaw('issues', null); // a forgotten device's reports are gone with it
+  setRaw('issueSeen', null);
   await mirrorToken(null);
 }
 
@@ -66,6 +68,19 @@ export function markRead(...ids) {
   const list = json('read', []).filter((x) => !ids.includes(x));
   list.push(...ids);
   setJson('read', list.slice(-MAX_READ));
+}
+
+// --- issue reports: which reports this device has, and when each was last seen
+export const hasIssues = () => raw('issues') === '1';
+export const setHasIssues = (yes) => setRaw('issues', yes ? '1' : null);
+const issueSeen = () => json('issueSeen', {});
+/** Unread: the report changed (the organization wrote) after it was last opened here. */
+export const issueUnread = (issue) => !(issueSeen()[issue.id] >= issue.updated_at);
+/** `at`: the report's `updated_at` (times are all RFC 3339 UTC with millis, so they sort as text). */
+export function markIssueSeen(id, at) {
+  const seen = issueSeen();
+  if (at) seen[id] = at; else delete seen[id];
+  setJson('issueSeen', seen);
 }
 
 // --- dismissed hints

@@ -1,9 +1,9 @@
 // The audit log: who did what, when, to what, and why — filterable, paged
 // ("load more"). Filters live in the address (?action=&actor=&target_type=&target_id=).
-import { h, clear, announce } from '../common/dom.js';
+import { h, clear } from '../common/dom.js';
 import { t } from '../common/i18n.js';
 import * as session from './session.js';
-import { add, field, formError, reportError, busy, pageHead, emptyState, when } from './ui.js';
+import { add, field, formError, reportError, pageHead, emptyState, when, wireFilters } from './ui.js';
 
 export const AUDIT_ACTIONS = [
   'organization.approve', 'organization.reject', 'organization.suspend', 'organization.reinstate',
@@ -97,37 +97,18 @@ export async function auditScreen(ctx) {
       h('td', { class: 'pre' }, e.reason || '–'));
   }
 
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    err.show(null);
-    const p = params().toString();
-    history.replaceState(null, '', '/admin/audit' + (p ? '?' + p : ''));
-    cursor = null;
-    try {
-      await busy(apply, () => load(true));
-      announce(count.textContent);
-    } catch (e) {
-      reportError(e, err);
-    }
-  });
-  reset.addEventListener('click', () => {
-    action.control.value = '';
-    actor.control.value = '';
-    targetType.control.value = '';
-    targetId.control.value = '';
-    everywhere.checked = false;
-    form.requestSubmit();
-  });
-  more.addEventListener('click', async () => {
-    const before = tbody.children.length;
-    try {
-      await busy(more, () => load(false));
-    } catch (e) {
-      reportError(e, err);
-      return;
-    }
-    const r = tbody.children[before];
-    if (r) { r.tabIndex = -1; r.focus(); }
+  wireFilters({
+    form, apply, reset, more, err, count, params, load,
+    list: tbody,
+    path: '/admin/audit',
+    clearFields() {
+      action.control.value = '';
+      actor.control.value = '';
+      targetType.control.value = '';
+      targetId.control.value = '';
+      everywhere.checked = false;
+    },
+    focus: (row) => { row.tabIndex = -1; row.focus(); },
   });
 
   try {

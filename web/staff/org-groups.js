@@ -7,6 +7,7 @@ import { add,
   field, formError, reportError, busy, pageHead, statusBadge, officialBadge, emptyState, icon,
   categoryOptions, confirmDialog, clearFieldError, showFieldError, chars,
 } from './ui.js';
+import { intakeSection } from './org-intake.js';
 
 export const NAME_MAX = 80;
 export const DESCRIPTION_MAX = 1000;
@@ -36,6 +37,7 @@ export function groupHead(ctx, group, active) {
   const tabs = [
     { key: 'compose', href: base, label: t('org.tabs.compose'), icon: 'send' },
     { key: 'history', href: base + '/history', label: t('org.tabs.history'), icon: 'history' },
+    { key: 'sessions', href: base + '/sessions', label: t('org.tabs.sessions'), icon: 'chat' },
     { key: 'settings', href: base + '/settings', label: t('org.tabs.settings'), icon: 'settings' },
     { key: 'poster', href: '/org/poster/' + encodeURIComponent(group.id), label: t('org.tabs.poster'), icon: 'print' },
   ];
@@ -163,9 +165,14 @@ export async function groupSettingsScreen(ctx) {
     h('p', { class: 'share-link' }, h('a', { href: link, id: 'group-public-link' }, link)),
     h('div', { class: 'actions' },
       h('a', { class: 'btn', href: '/org/poster/' + encodeURIComponent(group.id) }, icon('print'), t('org.poster_open'))));
+  const intake = group.status === 'archived' ? null : await intakeSection(ctx, group);
+  if (ctx.signal.aborted) return;
   if (!isOwner || group.status === 'archived') {
-    add(ctx.main, share, h('div', { class: 'notice' },
-      h('p', {}, group.status === 'archived' ? t('org.archived_readonly') : t('org.owner_only_settings'))));
+    add(ctx.main, h('div', { class: 'split' },
+      h('div', { class: 'split-main' }, intake,
+        h('div', { class: 'notice' },
+          h('p', {}, group.status === 'archived' ? t('org.archived_readonly') : t('org.owner_only_settings')))),
+      h('div', { class: 'split-side' }, share)));
     ctx.ready('group-settings', group.name);
     return;
   }
@@ -215,7 +222,9 @@ export async function groupSettingsScreen(ctx) {
     }
   });
   add(ctx.main, h('div', { class: 'split' },
-    h('section', { class: 'card split-main', 'aria-labelledby': 'edit-h2' }, h('h2', { id: 'edit-h2' }, t('org.edit_title')), form),
+    h('div', { class: 'split-main stack' },
+      h('section', { class: 'card', 'aria-labelledby': 'edit-h2' }, h('h2', { id: 'edit-h2' }, t('org.edit_title')), form),
+      intake),
     h('div', { class: 'split-side' }, share,
       h('section', { class: 'card danger-zone', 'aria-labelledby': 'archive-h2' },
         h('h2', { id: 'archive-h2' }, t('org.archive_title')),

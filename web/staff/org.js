@@ -11,6 +11,8 @@ import { groupSettingsScreen } from './org-groups.js';
 import { composeScreen, historyScreen } from './org-messages.js';
 import { membersScreen, tokensScreen } from './org-team.js';
 import { posterScreen } from './org-poster.js';
+import { issuesScreen, issueScreen, blocksScreen, loadNewCount } from './org-issues.js';
+import { groupSessionsScreen, sessionsScreen, sessionScreen } from './org-sessions.js';
 
 const CURRENT = 'herold.org.current';
 
@@ -28,11 +30,13 @@ async function context() {
   ]);
   const orgs = me.organizations || [];
   const org = orgs.find(o => o.id === remembered()) || orgs[0] || null;
-  return {
-    me, tenants, orgs, org,
+  const data = {
+    me, tenants, orgs, org, counts: {},
     isOwner: Boolean(org && org.role === 'owner'),
     tenantName: (slug) => (tenants.find(x => x.slug === slug) || { name: slug }).name,
   };
+  await loadNewCount(data);
+  return data;
 }
 
 function nav(ctx) {
@@ -42,6 +46,14 @@ function nav(ctx) {
     items.push({
       href: '/org', label: t('org.nav.groups'), icon: 'groups',
       current: p => p === '/org' || p.startsWith('/org/groups') || p.startsWith('/org/poster'),
+    });
+    items.push({
+      href: '/org/issues', label: t('org.nav.issues'), icon: 'inbox', count: d.counts.issues || null,
+      current: p => p.startsWith('/org/issues') || p === '/org/blocks',
+    });
+    items.push({
+      href: '/org/sessions', label: t('org.nav.sessions'), icon: 'chat',
+      current: p => p.startsWith('/org/sessions'),
     });
     items.push({ href: '/org/members', label: t('org.nav.members'), icon: 'members' });
     if (d.isOwner) items.push({ href: '/org/tokens', label: t('org.nav.tokens'), icon: 'key' });
@@ -113,6 +125,12 @@ startApp({
     { pattern: /^\/org\/groups\/([^/]+)$/, screen: needsOrg(composeScreen) },
     { pattern: /^\/org\/groups\/([^/]+)\/history$/, screen: needsOrg(historyScreen) },
     { pattern: /^\/org\/groups\/([^/]+)\/settings$/, screen: needsOrg(groupSettingsScreen) },
+    { pattern: /^\/org\/groups\/([^/]+)\/sessions$/, screen: needsOrg(groupSessionsScreen) },
+    { pattern: /^\/org\/issues$/, screen: needsOrg(issuesScreen) },
+    { pattern: /^\/org\/issues\/([^/]+)$/, screen: needsOrg(issueScreen) },
+    { pattern: /^\/org\/blocks$/, screen: needsOrg(blocksScreen) },
+    { pattern: /^\/org\/sessions$/, screen: needsOrg(sessionsScreen) },
+    { pattern: /^\/org\/sessions\/([^/]+)$/, screen: needsOrg(sessionScreen) },
     { pattern: /^\/org\/poster\/([^/]+)$/, screen: needsOrg(posterScreen), chrome: 'print' },
     { pattern: /^\/org\/members$/, screen: needsOrg(membersScreen) },
     { pattern: /^\/org\/tokens$/, screen: needsOrg(tokensScreen) },

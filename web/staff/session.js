@@ -153,6 +153,37 @@ export async function call(path, opts = {}) {
   }
 }
 
+/**
+ * An authenticated GET of binary content (photos need the Authorization
+ * header, so an `<img src>` cannot load them): resolves with a Blob.
+ */
+export async function blob(path, { signal } = {}) {
+  const get = async (tok) => {
+    let res;
+    try {
+      res = await fetch('/api/v1' + path, { headers: { Authorization: 'Bearer ' + tok }, signal, credentials: 'same-origin' });
+    } catch (e) {
+      if (e && e.name === 'AbortError') throw e;
+      throw new ApiError(0, 'network', e && e.message);
+    }
+    if (!res.ok) {
+      let data = null;
+      try { data = await res.json(); } catch { data = null; }
+      const err = data || {};
+      throw new ApiError(res.status, err.code, err.message || res.statusText, { field: err.field });
+    }
+    return res.blob();
+  };
+  let tok = await token();
+  try {
+    return await get(tok);
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 401) throw e;
+    tok = await refresh();
+    return get(tok);
+  }
+}
+
 /** `GET /me`: {id, email, platform_admin, organizations[], city_admin_of[]}; cached until `force`. */
 export async function me(force = false) {
   if (!meCache || force) meCache = await call('/me');

@@ -111,10 +111,12 @@ export function formError() {
 /**
  * Shows an API error in the form: on the named field when the server names
  * one the form has (`fields` maps API field → control), else in `box`.
+ * `texts` maps an API field to a sentence of the screen's own (its limits
+ * differ from the generic `staff.errors.field.*` wording).
  */
-export function reportError(e, box, fields = {}) {
-  const text = errorText(e);
+export function reportError(e, box, fields = {}, texts = {}) {
   const key = e instanceof ApiError && e.field ? String(e.field).replace(/^organization\./, '') : null;
+  const text = key && texts[key] ? texts[key] : errorText(e);
   const control = key && (fields[key] || fields[e.field]);
   if (control) {
     showFieldError(control, text);
@@ -140,6 +142,42 @@ export async function busy(button, work) {
 }
 
 /** A screen's heading block: one h1 (focus target after navigation), a lead, actions. */
+/**
+ * Wires a filtered, paged list: submitting the filter form puts the filters
+ * into the address and reloads the list, `reset` clears them, `more` appends
+ * the next page and moves focus to its first entry (`focus(entry)`).
+ * `load(first)` fetches and renders; `count` is announced after a filter.
+ */
+export function wireFilters({ form, apply, reset, more, err, count, list, path, params, load, clearFields, focus }) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.show(null);
+    const p = params().toString();
+    history.replaceState(null, '', path + (p ? '?' + p : ''));
+    try {
+      await busy(apply, () => load(true));
+      announce(count.textContent);
+    } catch (e) {
+      reportError(e, err);
+    }
+  });
+  reset.addEventListener('click', () => {
+    clearFields();
+    form.requestSubmit();
+  });
+  more.addEventListener('click', async () => {
+    const before = list.children.length;
+    try {
+      await busy(more, () => load(false));
+    } catch (e) {
+      reportError(e, err);
+      return;
+    }
+    const next = list.children[before];
+    if (next) focus(next);
+  });
+}
+
 export function pageHead(title, lead, ...actions) {
   return h('div', { class: 'page-head' },
     h('div', { class: 'page-head-text' },
@@ -324,6 +362,13 @@ const PATHS = {
   bell: 'M18 8A6 6 0 0 0 6 8c0 7-3 9-3 9h18s-3-2-3-9M13.73 21a2 2 0 0 1-3.46 0',
   link: 'M10 13a5 5 0 0 0 7.54.54l3-3a5 5 0 0 0-7.07-7.07l-1.72 1.71M14 11a5 5 0 0 0-7.54-.54l-3 3a5 5 0 0 0 7.07 7.07l1.71-1.71',
   map: 'M1 6v16l7-4 8 4 7-4V2l-7 4-8-4-7 4zM8 2v16M16 6v16',
+  chat: 'M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z',
+  ban: 'M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20zM4.93 4.93l14.14 14.14',
+  camera: 'M23 19a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h4l2-3h6l2 3h4a2 2 0 0 1 2 2zM12 17a4 4 0 1 0 0-8 4 4 0 0 0 0 8z',
+  pin: 'M21 10c0 7-9 13-9 13s-9-6-9-13a9 9 0 0 1 18 0zM12 13a3 3 0 1 0 0-6 3 3 0 0 0 0 6z',
+  up: 'M18 15l-6-6-6 6',
+  down: 'M6 9l6 6 6-6',
+  x: 'M18 6L6 18M6 6l12 12',
 };
 
 const NS = 'http://www.w3.org/2000/svg';
