@@ -152,8 +152,8 @@ fn org_talk_flow(db: Db) {
     assert!(page.text("#issue-address").contains("Lübsche Straße 12"));
     assert_eq!(page.text("#issue-coords"), "53.89261, 11.46522");
     assert!(
-        page.attr("#issue-osm", "href").is_some_and(|h| h.starts_with("https://www.openstreetmap.org/")),
-        "a plain link to OpenStreetMap (nothing of it is loaded)"
+        page.attr("#issue-geo", "href").as_deref() == Some("geo:53.89261,11.46522"),
+        "a geo: link for the device's map app (no map site named or loaded)"
     );
     page.wait_until(
         "(() => { const i = document.querySelector('#issue-photos img'); return i && i.complete && i.naturalWidth > 0; })()",

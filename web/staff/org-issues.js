@@ -389,14 +389,14 @@ export async function issueScreen(ctx) {
       const lat = Number(i.location.lat).toFixed(5);
       const lon = Number(i.location.lon).toFixed(5);
       const text = lat + ', ' + lon;
-      // A plain link the person may follow; nothing from another site is loaded here.
-      const osm = 'https://www.openstreetmap.org/?mlat=' + lat + '&mlon=' + lon + '#map=18/' + lat + '/' + lon;
+      // A `geo:` link (RFC 5870): the device's own map app opens it; the
+      // dashboard names no map site and loads nothing from one.
+      const geo = 'geo:' + lat + ',' + lon;
       parts.push(h('p', { class: 'coords' },
         h('span', { id: 'issue-coords', class: 'mono' }, text), ' ',
         copyButton(text, t('org.issues.copy_coords'), 'issue-coords-copy')),
-      h('p', {}, h('a', { href: osm, id: 'issue-osm', target: '_blank', rel: 'noopener noreferrer external' },
-        t('org.issues.open_osm'), h('span', { class: 'visually-hidden' }, ' ' + t('org.issues.new_window')))),
-      h('p', { class: 'hint' }, t('org.issues.osm_hint')));
+      h('p', {}, h('a', { href: geo, id: 'issue-geo' }, t('org.issues.open_map'))),
+      h('p', { class: 'hint' }, t('org.issues.map_hint')));
     }
     return h('div', { class: 'issue-location', id: 'issue-location' }, parts);
   }
