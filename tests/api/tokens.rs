@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-use crate::harness::{Owner, Res, TestApp, User, PASSWORD};
+use crate::harness::{Owner, Res, TestApp, User};
 
 const MINUTE: i64 = 60 * 1000;
 
