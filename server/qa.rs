@@ -637,6 +637,8 @@ pub fn answer(
 ) -> ApiResult<QuestionView> {
     let session = staff_session(conn, actor, session_id)?;
     let question = question_in(conn, &session, qid)?;
+    // A suspended organization reaches nobody, by post or by answer.
+    orgs::require_approved(&orgs::by_id(conn, &session.organization_id)?)?;
     if session.cancelled {
         return Err(ApiError::conflict("session_cancelled", "the question hour was cancelled"));
     }

@@ -1302,3 +1302,28 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    async fn a_suspended_organization_cannot_answer_reports(app: TestApp) {
+        let t = town(&app).await;
+        let device = app.device().await;
+        let issue = id(&report(&app, &device, &t.group, "Laterne defekt").await);
+        app.post(
+            &format!("/api/v1/admin/organizations/{}/suspend", t.hall.org_id),
+            Some(&t.admin.access),
+            json!({"reason": "Prüfung"}),
+        )
+        .await
+        .expect(200);
+        let replies = format!("{}/replies", org_issue(&issue));
+        let reply = app.post(&replies, Some(&t.hall.user.access), json!({"body": "Danke"})).await;
+        assert_eq!(reply.expect(403)["code"], "organization_suspended");
+        let status = app.patch(&org_issue(&issue), Some(&t.hall.user.access), json!({"status": "done"})).await;
+        assert_eq!(status.expect(403)["code"], "organization_suspended");
+        // The report itself stays readable for the organization.
+        app.get(&org_issue(&issue), Some(&t.hall.user.access)).await.expect(200);
+        let queued: i64 =
+            app.with_conn(|c| herold::db::schema::device_notices::table.count().get_result(c).expect("count")).await;
+        assert_eq!(queued, 0, "no push for the resident");
+    }
+);

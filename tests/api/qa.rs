@@ -1038,3 +1038,32 @@ async fn votes_are_rate_limited_sqlite() {
 async fn votes_are_rate_limited_postgres() {
     votes_are_limited_per_address_and_per_device(Db::Postgres).await;
 }
+
+both_backends!(
+    async fn a_suspended_organization_answers_nobody(app: TestApp) {
+        let t = town(&app).await;
+        let session = id(&schedule(&app, &t, 0, 1).await);
+        let device = app.device().await;
+        let question = id(&ask(&app, &session, &device, "Wann fährt der Bus wieder?").await);
+        let admin = app.login("rathaus@wismar.de").await;
+        app.post(
+            &format!("/api/v1/admin/organizations/{}/suspend", t.owner.org_id),
+            Some(&admin.access),
+            json!({"reason": "Prüfung"}),
+        )
+        .await
+        .expect(200);
+        let refused = app
+            .post(
+                &format!("/api/v1/sessions/{session}/questions/{question}/answer"),
+                Some(&t.owner.user.access),
+                json!({"body": "Ab Montag.", "public": false}),
+            )
+            .await
+            .expect(403);
+        assert_eq!(refused["code"], "organization_suspended", "{refused}");
+        let queued: i64 =
+            app.with_conn(|c| herold::db::schema::device_notices::table.count().get_result(c).expect("count")).await;
+        assert_eq!(queued, 0, "no push for the asker");
+    }
+);
