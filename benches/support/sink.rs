@@ -4,6 +4,10 @@
 //! Spoken to line by line on stdin/stdout: `alpn h1|h2`, `expect N` (resets
 //! the count; prints `reached N` when the N-th request is answered), `cpu`,
 //! `count`. Prints `port P` when listening.
+//!
+//! The API tests start it in-process instead ([`Sink::start`]) to prove
+//! Herold's HTTPS path: it counts TLS handshakes (completed and refused) and
+//! the requests that came over HTTP/2.
 
 use std::io::{BufRead, Write};
 
@@ -27,11 +31,84 @@ fn cpu_seconds() -> f64 {
 }
 
 #[derive(Default)]
-struct Counter {
-    count: AtomicU64,
+pub struct Counter {
+    /// Plausible Web Push requests answered `201`.
+    pub count: AtomicU64,
     target: AtomicU64,
-    bad: AtomicU64,
+    pub bad: AtomicU64,
     bytes: AtomicU64,
+    /// Of `count`, those that came over HTTP/2.
+    pub h2: AtomicU64,
+    /// TLS handshakes completed: connections opened by clients.
+    pub handshakes: AtomicU64,
+    /// TLS handshakes that failed (e.g. the client did not trust our certificate).
+    pub refused_handshakes: AtomicU64,
+}
+
+/// A sink serving on `127.0.0.1:port` from its own runtime until dropped.
+pub struct Sink {
+    pub port: u16,
+    pub counter: Arc<Counter>,
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    h1: Arc<rustls::ServerConfig>,
+    h2: Arc<rustls::ServerConfig>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Sink {
+    /// Listens with the `localhost` certificate (DER files of `certs.rs`),
+    /// offering HTTP/2 and HTTP/1.1 by ALPN.
+    pub fn start(cert: &std::path::Path, key: &std::path::Path) -> Sink {
+        let cert = CertificateDer::from(std::fs::read(cert).expect("leaf"));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(key).expect("key")));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let make = |alpn: &[&[u8]]| {
+            let mut c = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.clone()], key.clone_key())
+                .expect("certificate");
+            c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Arc::new(c)
+        };
+        let h2 = make(&[b"h2", b"http/1.1"]);
+        let h1 = make(&[b"http/1.1"]);
+        let current = Arc::new(RwLock::new(h2.clone()));
+        let counter = Arc::new(Counter::default());
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .thread_name("sink")
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // Bound outside the runtime: no `block_on`, which panics when the
+        // caller is itself async (a test).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("addr").port();
+        let (current_, counter_) = (current.clone(), counter.clone());
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            accept(listener, current_, counter_).await
+        });
+        Sink { port, counter, current, h1, h2, runtime: Some(runtime) }
+    }
+
+    /// Offers HTTP/1.1 only (`false`) or HTTP/2 and HTTP/1.1 (`true`) to new connections.
+    pub fn offer_h2(&self, on: bool) {
+        *self.current.write().unwrap() = if on { self.h2.clone() } else { self.h1.clone() };
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Not a plain drop: that panics when the owner is itself async (a test).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 fn out(line: &str) {
@@ -42,44 +119,20 @@ fn out(line: &str) {
 
 pub fn main(args: &[String]) {
     let [cert, key] = args else { panic!("sink <leaf.der> <key.der>") };
-    let cert = CertificateDer::from(std::fs::read(cert).expect("leaf"));
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(key).expect("key")));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let make = |alpn: &[&[u8]]| {
-        let mut c = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.clone()], key.clone_key())
-            .expect("certificate");
-        c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(c)
-    };
-    let h2 = make(&[b"h2", b"http/1.1"]);
-    let h1 = make(&[b"http/1.1"]);
-    let current = Arc::new(RwLock::new(h2.clone()));
-    let counter = Arc::new(Counter::default());
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
-        .thread_name("sink")
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    out(&format!("port {}", listener.local_addr().expect("addr").port()));
-    runtime.spawn(accept(listener, current.clone(), counter.clone()));
+    let sink = Sink::start(cert.as_ref(), key.as_ref());
+    let counter = sink.counter.clone();
+    out(&format!("port {}", sink.port));
 
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("alpn"), Some("h1")) => {
-                *current.write().unwrap() = h1.clone();
+                sink.offer_h2(false);
                 out("ok");
             }
             (Some("alpn"), _) => {
-                *current.write().unwrap() = h2.clone();
+                sink.offer_h2(true);
                 out("ok");
             }
             (Some("expect"), Some(n)) => {
@@ -111,7 +164,11 @@ async fn accept(
         let acceptor = tokio_rustls::TlsAcceptor::from(current.read().unwrap().clone());
         let counter = counter.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                counter.refused_handshakes.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            counter.handshakes.fetch_add(1, Ordering::Relaxed);
             let service = hyper::service::service_fn(move |req| handle(req, counter.clone()));
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
@@ -132,6 +189,7 @@ async fn handle(req: Request<Incoming>, counter: Arc<Counter>) -> Result<Respons
     if req.method() != Method::POST || !req.uri().path().starts_with("/push/") {
         return Ok(empty(StatusCode::NOT_FOUND));
     }
+    let http2 = req.version() == hyper::Version::HTTP_2;
     let headers = req.headers();
     let plausible = headers.contains_key("ttl")
         && headers.get("content-encoding").is_some_and(|v| v == "aes128gcm")
@@ -146,6 +204,9 @@ async fn handle(req: Request<Incoming>, counter: Arc<Counter>) -> Result<Respons
         return Ok(empty(StatusCode::BAD_REQUEST));
     }
     counter.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+    if http2 {
+        counter.h2.fetch_add(1, Ordering::Relaxed);
+    }
     let n = counter.count.fetch_add(1, Ordering::SeqCst) + 1;
     if n == counter.target.load(Ordering::SeqCst) {
         out(&format!("reached {n}"));

@@ -20,6 +20,7 @@ mod moderation;
 mod organizations;
 mod photos_fixtures;
 mod public;
+mod push_https;
 mod push_service;
 mod pwa;
 mod qa;
