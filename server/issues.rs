@@ -12,6 +12,8 @@
 //! Must not: do network or image work (photos arrive processed), or show a
 //! device id, endpoint or pseudonym on the public board.
 
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -296,14 +298,19 @@ fn posts_of(conn: &mut DbConn, issue_id: &str) -> ApiResult<Vec<PostView>> {
 fn views(conn: &mut DbConn, rows: Vec<Row>, audience: Audience) -> ApiResult<Vec<IssueView>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.0.id.as_str()).collect();
     let mut photos = photos_of(conn, &ids)?;
+    let blocks = match audience {
+        Audience::Organization => {
+            let devices: Vec<&str> = rows.iter().map(|r| r.0.device_id.as_str()).collect();
+            talk::blocked_pairs(conn, &devices)?
+        }
+        Audience::Resident => HashSet::new(),
+    };
     rows.into_iter()
         .map(|(i, group_name, org_name)| {
             let (mine, rest): (Vec<_>, Vec<_>) = photos.drain(..).partition(|(issue, _)| *issue == i.id);
             photos = rest;
-            let blocked = match audience {
-                Audience::Organization => Some(talk::is_blocked(conn, &i.organization_id, &i.device_id)?),
-                Audience::Resident => None,
-            };
+            let blocked = (audience == Audience::Organization)
+                .then(|| blocks.contains(&(i.organization_id.clone(), i.device_id.clone())));
             Ok(IssueView {
                 location: i.lat.zip(i.lon).map(|(lat, lon)| Location { lat, lon }),
                 status: IssueStatus::from_db(&i.status)?,

@@ -5,6 +5,8 @@
 //! Must not: reveal a device id, push endpoint or anything that links one
 //! organization's pseudonym to another's.
 
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 use ring::hmac;
 use serde::Serialize;
@@ -55,6 +57,15 @@ pub fn ensure_not_blocked(conn: &mut DbConn, organization_id: &str, device_id: &
 
 pub fn is_blocked(conn: &mut DbConn, organization_id: &str, device_id: &str) -> ApiResult<bool> {
     Ok(ensure_not_blocked(conn, organization_id, device_id).is_err())
+}
+
+/// The (organization, device) blocks of these devices, in one query.
+pub fn blocked_pairs(conn: &mut DbConn, device_ids: &[&str]) -> ApiResult<HashSet<(String, String)>> {
+    let pairs: Vec<(String, String)> = device_blocks::table
+        .filter(device_blocks::device_id.eq_any(device_ids))
+        .select((device_blocks::organization_id, device_blocks::device_id))
+        .load(conn)?;
+    Ok(pairs.into_iter().collect())
 }
 
 /// Blocks a device for an organization (idempotent); audit-logged with the
