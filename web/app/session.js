@@ -132,17 +132,25 @@ export async function render(ctx) {
     }
   }
 
+  // Stream events heard so far: a fetch answered after one of them may
+  // describe an older state than the page already shows (an answer fetched
+  // just before the session was ended), so it is not applied but repeated.
+  let heard = 0;
   async function refresh() {
     refetch = null;
-    try {
-      const s = await load(id);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const before = heard;
+      let s;
+      try { s = await load(id); } catch { return; /* offline: the stream catches up */ }
       if (!current || current.id !== id) return;
+      if (heard !== before) continue;
       setSession(s);
       const ids = new Set(s.questions.map((q) => q.id));
       for (const qid of questions.keys()) if (!ids.has(qid)) questions.delete(qid);
       for (const q of s.questions) merge(q, true);
       paint();
-    } catch { /* offline: the stream catches up */ }
+      return;
+    }
   }
 
   // --- asking and voting
@@ -203,8 +211,8 @@ export async function render(ctx) {
       liveStatus.classList.remove('on');
       if (source.readyState === EventSource.CLOSED) retry = setTimeout(connect, 5000 + Math.random() * 5000);
     };
-    source.addEventListener('question', (e) => { merge(JSON.parse(e.data)); paint(); });
-    source.addEventListener('session', (e) => setSession(JSON.parse(e.data)));
+    source.addEventListener('question', (e) => { heard++; merge(JSON.parse(e.data)); paint(); });
+    source.addEventListener('session', (e) => { heard++; setSession(JSON.parse(e.data)); });
   };
   if (window.EventSource && session.state !== 'cancelled') connect();
   live = true;
