@@ -614,6 +614,17 @@ fn nginx_example_has_tls_http2_proxy_headers_body_limit_and_no_client_addresses_
         assert!(has(line), "nginx.conf lacks `{line}`");
     }
     assert!(code.iter().any(|l| l.starts_with("ssl_certificate ")), "nginx.conf: no certificate");
+    // Photos of residents' reports (up to 10 MiB) get through on their route only.
+    let photos = code
+        .iter()
+        .position(|l| *l == "location ~ ^/api/v1/devices/me/issues/[^/]+/photos$ {")
+        .expect("nginx.conf: no location for photo uploads");
+    let block: Vec<&str> = code[photos..].iter().take_while(|l| **l != "}").copied().collect();
+    assert!(block.contains(&"client_max_body_size 10m;"), "photo uploads limited below 10 MiB: {block:?}");
+    assert!(
+        block.contains(&"proxy_set_header X-Forwarded-For $remote_addr;"),
+        "photo uploads lose the client: {block:?}"
+    );
     // Herold's body limit (README: HEROLD_MAX_BODY_BYTES, 65536) = 64k.
     assert!(documented_variables().contains("HEROLD_MAX_BODY_BYTES"));
     // Access logs: only the address-free format, error log at crit.
