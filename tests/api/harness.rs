@@ -563,28 +563,9 @@ impl Delivering {
 #[macro_export]
 macro_rules! both_backends_delivering {
     ($(#[$meta:meta])* async fn $name:ident($d:ident : Delivering, batch = $batch:expr) $body:block) => {
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use $crate::harness::*;
-
-            async fn scenario($d: Delivering) $body
-
-            #[actix_web::test]
-            async fn sqlite() {
-                let d = Delivering::new(Db::Sqlite, $batch).await.expect("sqlite is always available");
-                scenario(d).await;
-            }
-
-            #[actix_web::test]
-            async fn postgres() {
-                if let Some(d) = Delivering::new(Db::Postgres, $batch).await {
-                    scenario(d).await;
-                }
-            }
-        }
+        $crate::both_backends_delivering!(
+            $(#[$meta])* async fn $name($d: Delivering, setup = $crate::harness::DeliverySetup::batch($batch)) $body
+        );
     };
     ($(#[$meta:meta])* async fn $name:ident($d:ident : Delivering, setup = $setup:expr) $body:block) => {
         $(#[$meta])*
