@@ -546,11 +546,12 @@ pub fn resident_post(conn: &mut DbConn, device_id: &str, id: &str, input: NewPos
 /// The resident deletes a report: thread and photos go with it.
 pub fn delete_mine(conn: &mut DbConn, device_id: &str, id: &str) -> ApiResult<()> {
     own(conn, device_id, id)?;
-    delete(conn, &[id.to_owned()])
+    Ok(delete(conn, &[id.to_owned()])?)
 }
 
-/// Deletes issues with their posts and photos (also for erased devices).
-pub fn delete(conn: &mut DbConn, ids: &[String]) -> ApiResult<()> {
+/// Deletes issues with their posts and photos (a resident's deletion, and
+/// an erased device's reports: `store::delete_devices`).
+pub fn delete(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
     diesel::delete(issue_photos::table.filter(issue_photos::issue_id.eq_any(ids))).execute(conn)?;
     diesel::delete(issue_posts::table.filter(issue_posts::issue_id.eq_any(ids))).execute(conn)?;
     diesel::delete(issues::table.filter(issues::id.eq_any(ids))).execute(conn)?;

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 
 use crate::auth::secrets::new_id;
 use crate::db::schema::{
-    broadcast_groups, delivery_retries, device_blocks, device_notices, devices, fanout_jobs, issue_photos, issue_posts,
-    issues, messages, organizations, qa_questions, qa_votes, subscriptions, tenants,
+    broadcast_groups, delivery_retries, device_blocks, device_notices, devices, fanout_jobs, issues, messages,
+    organizations, qa_questions, qa_votes, subscriptions, tenants,
 };
 use crate::db::{dialect, DbConn};
 use crate::messages::Kind;
@@ -449,10 +449,8 @@ pub fn delete_devices(conn: &mut DbConn, ids: &[String]) -> QueryResult<usize> {
     // Counted first as a change of their sessions, so that live streams
     // drop the questions and the votes (a deleted row has no version).
     crate::qa::touch_for_erasure(conn, ids)?;
-    let issue_ids = || issues::table.filter(issues::device_id.eq_any(ids)).select(issues::id);
-    diesel::delete(issue_photos::table.filter(issue_photos::issue_id.eq_any(issue_ids()))).execute(conn)?;
-    diesel::delete(issue_posts::table.filter(issue_posts::issue_id.eq_any(issue_ids()))).execute(conn)?;
-    diesel::delete(issues::table.filter(issues::device_id.eq_any(ids))).execute(conn)?;
+    let issue_ids: Vec<String> = issues::table.filter(issues::device_id.eq_any(ids)).select(issues::id).load(conn)?;
+    crate::issues::delete(conn, &issue_ids)?;
     diesel::delete(device_blocks::table.filter(device_blocks::device_id.eq_any(ids))).execute(conn)?;
     diesel::delete(qa_votes::table.filter(qa_votes::device_id.eq_any(ids))).execute(conn)?;
     let asked = || qa_questions::table.filter(qa_questions::device_id.eq_any(ids));

@@ -1327,3 +1327,21 @@ both_backends!(
         assert_eq!(queued, 0, "no push for the resident");
     }
 );
+
+both_backends!(
+    async fn an_upload_beyond_the_instance_s_slots_is_told_to_retry(app: TestApp) {
+        let t = town(&app).await;
+        let device = app.device().await;
+        let issue = id(&report(&app, &device, &t.group, "Schlagloch").await);
+        // Every upload slot taken (eight large uploads in flight elsewhere).
+        let slots = herold::state::UPLOAD_SLOTS as u32;
+        let held = app.state.upload_slots.clone().try_acquire_many_owned(slots).expect("all slots");
+        let busy = upload(&app, Some(&device.token), &issue, jpeg_with_gps(64, 48), "image/jpeg").await;
+        assert_eq!(busy.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+        busy.expect_error(429, "rate_limited");
+        assert_eq!(stored(&app, &issue).await.2, 0, "nothing stored while refused");
+        // A slot comes free: the same upload goes through.
+        drop(held);
+        upload(&app, Some(&device.token), &issue, jpeg_with_gps(64, 48), "image/jpeg").await.expect(201);
+    }
+);
