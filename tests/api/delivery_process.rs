@@ -632,7 +632,11 @@ fn two_instances_on_one_postgres_deliver_each_message_once() {
     const DEVICES: usize = 3_000;
     let _serial = exclusive();
     let Some((site, push)) = Site::prepare(Db::Postgres) else { return };
-    let settings = [("HEROLD_DELIVERY_BATCH_SIZE", "100")];
+    // One delivery worker each: an instance busy with one message leaves the
+    // other to the second instance (with two workers each, the first
+    // instance could take both jobs before the second woke — a 1-in-many
+    // failure of "both sent pushes" on a loaded CI machine).
+    let settings = [("HEROLD_DELIVERY_BATCH_SIZE", "100"), ("HEROLD_DELIVERY_WORKERS", "1")];
     let started = Instant::now();
     let a = site.serve("a", &settings);
     let b = site.serve("b", &settings);
